@@ -1,0 +1,87 @@
+"""Every threshold and size lungseg uses, in physical units, in one frozen and validated object.
+
+Names carry their unit: ``_hu`` for Hounsfield units, ``_mm`` for millimetres, ``_ml`` for
+millilitres, ``_mm2`` for square millimetres, ``_frac`` for a fraction between 0 and 1.
+Nothing here is in voxels, so the same settings serve a 64×64 thumbnail and a 1024×1024 slice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from typing import Any
+
+from .errors import SettingsError
+
+__all__ = ["Settings"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Segmentation parameters with sensible defaults.
+
+    Examples
+    --------
+    >>> s = Settings()
+    >>> s.air_threshold_hu
+    -400.0
+    >>> Settings.from_dict({"air_threshold_hu": -500}).air_threshold_hu
+    -500.0
+    >>> Settings.from_dict({"iterations": 10})
+    Traceback (most recent call last):
+    ...
+    lungseg.errors.SettingsError: unknown setting 'iterations' (known settings: ...)
+    """
+
+    # Intensity ----------------------------------------------------------------
+    air_threshold_hu: float = -400.0
+    """Voxels below this (pseudo-)HU are air or aerated lung."""
+    body_threshold_hu: float = -500.0
+    """Voxels above this belong to the body (soft tissue, bone) or to things outside it (table, clothes)."""
+
+    # Sizes ----------------------------------------------------------------------
+    min_lung_volume_ml: float = 30.0
+    """An air component inside the body smaller than this (3D) is not a lung."""
+    min_lung_area_mm2: float = 150.0
+    """An air region smaller than this (2D) is not a lung."""
+    closing_radius_mm: float = 6.0
+    """Radius of the closing that puts vessels and juxtapleural nodules at the wall back into the lung."""
+    trachea_max_diameter_mm: float = 30.0
+    """Tubular air wider than this is not counted as trachea or main bronchus."""
+
+    # 2D images without spacing ---------------------------------------------------
+    assumed_body_width_mm: float = 330.0
+    """For 2D images with no pixel size: the body's width used to estimate it."""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise SettingsError(f"setting {f.name!r} must be a number, got {value!r}")
+            object.__setattr__(self, f.name, float(value))
+            if f.name.endswith(("_mm", "_ml", "_mm2")) and value < 0:
+                raise SettingsError(f"setting {f.name!r} is a size and cannot be negative, got {value}")
+            if f.name.endswith("_frac") and not 0 <= value <= 1:
+                raise SettingsError(f"setting {f.name!r} is a fraction in [0, 1], got {value}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "Settings":
+        """Settings from a mapping; unknown names are an error, missing ones take their default."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key in values:
+            if key not in known:
+                raise SettingsError(f"unknown setting {key!r} (known settings: {', '.join(sorted(known))})")
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> "Settings":
+        """A copy with some settings changed (validated like ``from_dict``)."""
+        return self.from_dict({**self.to_dict(), **changes})
+
+    def to_dict(self) -> dict[str, float]:
+        return dataclasses.asdict(self)
+
+    def digest(self) -> str:
+        """A short stable hash of the settings (for resumable batch runs)."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]

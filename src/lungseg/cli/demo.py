@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     scan = demo_scan_path()
     res = segment(scan)
     outputs = {"mask": out / "mask.nii.gz", "masked": out / "masked.nii.gz", "qc": out / "qc.png", "report": out / "report.json"}
-    opts = argparse.Namespace(margin_mm=10.0, crop=False, crop_margin_mm=10.0, png_values="scaled",
+    opts = argparse.Namespace(margin_mm=10.0, crop=False, crop_margin_mm=10.0, png_values="binary",
                               format="auto", keep_metadata=False)
     written = write_outputs(res, outputs, opts)
     print(f"demo scan: {scan} (COPDGene subject from the Chest Imaging Platform test data; see its LICENSE)")

@@ -59,8 +59,8 @@ def add_parser(sub) -> None:
     w.add_argument("--margin-mm", type=positive_mm, default=10.0, metavar="MM", help="ROI margin in mm (default 10)")
     w.add_argument("--crop", action="store_true", help="crop every output to the lungs' bounding box plus --crop-margin-mm")
     w.add_argument("--crop-margin-mm", type=positive_mm, default=10.0, metavar="MM", help="margin around the lungs when cropping (default 10)")
-    w.add_argument("--png-values", choices=("scaled", "labels"), default="scaled",
-                   help="PNG/JPEG/TIFF masks: 'scaled' = 0/127/255 (visible; binary masks 0/255), 'labels' = 0/1/2")
+    w.add_argument("--png-values", choices=("binary", "labels"), default="binary",
+                   help="2D image masks (.png .tif .bmp): 'binary' = 0/255 whole lung (default), 'labels' = 0/1/2")
     w.add_argument("--format", choices=("auto", "seg"), default="auto", help="'seg' writes a DICOM Segmentation object (needs lungseg[seg])")
     w.add_argument("--keep-metadata", action="store_true", help="DICOM SEG: copy more of the source header than patient/study identity")
     w.add_argument("--report", type=Path, metavar="JSON", help="measurements and run facts as JSON")

@@ -24,5 +24,5 @@ def write_image(volume: Volume, path) -> Path:
     return Path(path)
 
 
-def write_labels(labels: np.ndarray, reference: Volume, path, *, png_values: str = "scaled") -> Path:
+def write_labels(labels: np.ndarray, reference: Volume, path, *, png_values: str = "binary") -> Path:
     return write_image(reference.with_array(labels.astype(np.uint8)), path)

@@ -1,0 +1,343 @@
+"""DICOM Segmentation (SEG) output: the lung labels as a DICOM object that sits on the source frames.
+
+The SEG has one segment per lung (1 = right, 2 = left, as in the label mask), each coded as
+SNOMED CT "Lung" with the laterality "Right" or "Left" as a property type modifier, and the
+algorithm identified as lungseg (its version, family "Morphological Operations", automatic).
+Its frames reference the source CT instances one to one (frames without lung are left out).
+
+What is copied from the source header
+-------------------------------------
+Only the patient and study identity (:data:`IDENTITY_ATTRIBUTES`) and what the SEG needs to
+reference and sit on the source frames (:data:`GEOMETRY_ATTRIBUTES`). highdicom copies whatever
+patient, study, specimen and acquisition-equipment attributes it finds in the source datasets, so
+it is handed stripped copies holding only those. With ``keep_metadata=True`` the attributes in
+:data:`KEEP_METADATA_ATTRIBUTES` are handed over as well (from the first source file): highdicom then
+records the scanner and institution as contributing equipment and keeps the patient's age, size and
+weight and the study description; the body part goes into the SEG's series.
+
+highdicom is an optional extra (``pip install "lungseg[seg]"``), imported only when a SEG is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+
+from ..errors import MissingDependencyError, OutputError
+
+__all__ = [
+    "write_seg",
+    "IDENTITY_ATTRIBUTES",
+    "GEOMETRY_ATTRIBUTES",
+    "KEEP_METADATA_ATTRIBUTES",
+    "SEGMENTS",
+]
+
+log = logging.getLogger(__name__)
+
+IDENTITY_ATTRIBUTES = (
+    "PatientName",
+    "PatientID",
+    "IssuerOfPatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyInstanceUID",
+    "StudyDate",
+    "StudyTime",
+    "StudyID",
+    "AccessionNumber",
+    "ReferringPhysicianName",
+)
+"""Patient and study identity: always copied from the source, so the SEG files into the same study."""
+
+GEOMETRY_ATTRIBUTES = (
+    "SpecificCharacterSet",
+    "SOPClassUID",
+    "SOPInstanceUID",
+    "SeriesInstanceUID",
+    "Modality",
+    "FrameOfReferenceUID",
+    "Rows",
+    "Columns",
+    "PixelSpacing",
+    "ImageOrientationPatient",
+    "ImagePositionPatient",
+    "SliceThickness",
+    "SpacingBetweenSlices",
+)
+"""What the SEG needs from each source instance to reference it and lie on its frame."""
+
+KEEP_METADATA_ATTRIBUTES = (
+    "PatientAge",
+    "PatientSize",
+    "PatientWeight",
+    "StudyDescription",
+    "BodyPartExamined",
+    "Manufacturer",
+    "ManufacturerModelName",
+    "DeviceSerialNumber",
+    "SoftwareVersions",
+    "StationName",
+    "InstitutionName",
+    "InstitutionAddress",
+    "InstitutionalDepartmentName",
+    "AcquisitionDateTime",
+    "AcquisitionDate",
+    "AcquisitionTime",
+)
+"""Extra source attributes handed over with ``keep_metadata=True`` (from the first source file).
+
+Scanner and institution (and the acquisition date/time) end up in the SEG's
+ContributingEquipmentSequence, not in its own equipment attributes (those describe lungseg);
+age, size, weight and study description in the patient/study modules; BodyPartExamined at the top.
+"""
+
+SEGMENTS = (
+    (1, "Right lung", "right"),
+    (2, "Left lung", "left"),
+)
+"""(segment number = label value, segment label, laterality) of the segments written."""
+
+SERIES_NUMBER = 1000
+"""Series number of the SEG series (a SEG series of its own, after the scanner's series)."""
+
+MAX_SLICE_OFFSET_FRAC = 0.5
+"""A source file may sit at most this fraction of the slice spacing from its array slice's position."""
+
+ORIENTATION_ATOL = 1e-3
+"""Tolerance on the direction cosines when checking the labels lie on the source frames."""
+
+
+def write_seg(res: Any, path: str | os.PathLike, *, keep_metadata: bool = False) -> Path:
+    """Write the lung labels of a DICOM input as a DICOM Segmentation object.
+
+    Parameters
+    ----------
+    res : lungseg.api.SegmentationResult
+        ``res.labels`` (uint8, shape (P, R, C) or (R, C): 0 outside, 1 right lung, 2 left lung) on
+        the grid of ``res.volume``, which must come from DICOM: ``res.volume.metadata["dicom"]["files"]``
+        lists the source files in array slice order (index 0 = ``files[0]``).
+    path : str or PathLike
+        Where to write the SEG (``.dcm``). Written whole or not at all.
+    keep_metadata : bool
+        Also copy the attributes in :data:`KEEP_METADATA_ATTRIBUTES` from the source.
+        By default only the patient and study identity is copied.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    OutputError
+        When the input was not DICOM, the source files are gone or changed, the labels do not lie on
+        the source frames, or the file cannot be written.
+    MissingDependencyError
+        When highdicom is not installed.
+
+    Examples
+    --------
+    >>> import lungseg                                                  # doctest: +SKIP
+    >>> from lungseg.io.dicom_seg import write_seg                      # doctest: +SKIP
+    >>> res = lungseg.segment("ct_series_folder/")                      # doctest: +SKIP
+    >>> write_seg(res, "lungs_seg.dcm")                                 # doctest: +SKIP
+    PosixPath('lungs_seg.dcm')
+    """
+    path = Path(path)
+    volume = res.volume
+    files = _source_files(volume)
+    labels = np.asarray(res.labels)
+    if labels.shape != volume.shape:
+        raise OutputError(
+            f"the labels have shape {labels.shape} but the source DICOM grid is {volume.shape}",
+            hint="DICOM SEG output needs the labels on the source frames (do not crop)",
+        )
+    if not path.parent.is_dir():
+        raise OutputError(f"cannot write {path}: the folder {path.parent} does not exist", hint="create it first")
+    resolved = path.resolve()
+    if any(Path(f).resolve() == resolved for f in files):
+        raise OutputError(f"{path} is one of the source DICOM files; refusing to overwrite the input",
+                          hint="choose another output path")
+
+    hd = _import_highdicom()
+    sources = _read_sources(files, volume.metadata["dicom"].get("sop_instance_uids"))
+    frames = labels[np.newaxis] if labels.ndim == 2 else labels
+    _check_on_source_frames(volume, sources, frames.shape)
+
+    extra = _keep_metadata(sources[0]) if keep_metadata else Dataset()
+    stripped = [_strip(ds, extra if i == 0 else None) for i, ds in enumerate(sources)]
+    seg = _build_seg(hd, stripped, frames.astype(np.uint8, copy=False))
+    if keep_metadata and "BodyPartExamined" in extra:
+        seg.BodyPartExamined = extra.BodyPartExamined
+    _write_atomic(seg, path)
+    log.info("wrote DICOM SEG %s (%d frames, %d source instances)", path,
+             int(seg.get("NumberOfFrames", 0)), len(sources))
+    return path
+
+
+def _import_highdicom():
+    try:
+        import highdicom
+    except ImportError:
+        raise MissingDependencyError("DICOM SEG output needs highdicom", hint='pip install "lungseg[seg]"') from None
+    return highdicom
+
+
+def _source_files(volume) -> list[str]:
+    info = volume.metadata.get("dicom")
+    files = list(info.get("files") or []) if isinstance(info, dict) else []
+    if not files:
+        source = volume.metadata.get("path", "this input")
+        raise OutputError(
+            f"DICOM SEG output needs a DICOM input; {source} is not one "
+            f"(format {volume.metadata.get('format', 'unknown')})",
+            hint="write .nii.gz/.nrrd instead",
+        )
+    return files
+
+
+def _read_sources(files: list[str], sop_uids: list[str] | None) -> list[Dataset]:
+    """Headers of the source files, checked against the UIDs recorded when they were read."""
+    sources = []
+    for i, f in enumerate(files):
+        try:
+            ds = pydicom.dcmread(f, stop_before_pixels=True)
+        except (OSError, pydicom.errors.InvalidDicomError) as err:
+            raise OutputError(f"cannot re-read the source DICOM file {f}: {err}",
+                              hint="DICOM SEG output needs the source files where they were read") from None
+        if sop_uids is not None and i < len(sop_uids) and str(ds.get("SOPInstanceUID", "")) != str(sop_uids[i]):
+            raise OutputError(f"the source DICOM file {f} has changed since it was read (another SOPInstanceUID)",
+                              hint="segment the series again")
+        sources.append(ds)
+    return sources
+
+
+def _check_on_source_frames(volume, sources: list[Dataset], frames_shape: tuple[int, int, int]) -> None:
+    """Make sure label frame k lies on source file k: same size, orientation and position (within half a slice)."""
+    n_frames, rows, cols = frames_shape
+    if len(sources) != n_frames:
+        frames = int(sources[0].get("NumberOfFrames", 1)) if sources else 0
+        what = f"a multi-frame file of {frames} frames" if len(sources) == 1 and frames > 1 else f"{len(sources)} files"
+        raise OutputError(
+            f"the labels have {n_frames} slices but the source is {what}; "
+            "DICOM SEG output supports single-frame DICOM series",
+            hint="write .nii.gz/.nrrd instead",
+        )
+    direction = volume.direction
+    for f, ds in zip(range(n_frames), sources):
+        if (int(ds.Rows), int(ds.Columns)) != (rows, cols):
+            raise OutputError(f"source instance {f} is {ds.Rows}×{ds.Columns} pixels but the labels are {rows}×{cols}",
+                              hint="DICOM SEG output needs the labels on the source frames")
+        iop = np.asarray(ds.get("ImageOrientationPatient", [1, 0, 0, 0, 1, 0]), dtype=float)
+        if not (np.allclose(iop[:3], direction[:, 0], atol=ORIENTATION_ATOL)
+                and np.allclose(iop[3:], direction[:, 1], atol=ORIENTATION_ATOL)):
+            raise OutputError(f"source instance {f} is oriented {list(iop)}, the labels are not on its frame",
+                              hint="DICOM SEG output needs the labels in the source's own orientation")
+    if volume.ndim == 3 and n_frames > 1:
+        normal = direction[:, 2]
+        tol_mm = MAX_SLICE_OFFSET_FRAC * volume.spacing[0]
+        index = np.zeros((n_frames, 4))
+        index[:, 0] = np.arange(n_frames)
+        index[:, 3] = 1.0
+        expected = (index @ volume.affine.T)[:, :3] @ normal
+        found = np.array([np.asarray(ds.ImagePositionPatient, float) @ normal for ds in sources])
+        worst = int(np.argmax(np.abs(found - expected)))
+        if abs(found[worst] - expected[worst]) > tol_mm:
+            raise OutputError(
+                f"source file {worst} lies {found[worst] - expected[worst]:.2f} mm from label slice {worst}: "
+                "the files are not in the labels' slice order",
+                hint="metadata['dicom']['files'] must list the source files in array slice order",
+            )
+
+
+def _keep_metadata(first: Dataset) -> Dataset:
+    extra = Dataset()
+    for keyword in KEEP_METADATA_ATTRIBUTES:
+        if keyword in first:
+            setattr(extra, keyword, first.data_element(keyword).value)
+    return extra
+
+
+def _strip(ds: Dataset, extra: Dataset | None) -> Dataset:
+    """A copy of a source header holding only identity and geometry (plus ``extra``)."""
+    out = Dataset()
+    for keyword in IDENTITY_ATTRIBUTES + GEOMETRY_ATTRIBUTES:
+        if keyword in ds:
+            out.add(ds.data_element(keyword))
+    if extra is not None:
+        out.update(extra)
+    # highdicom maps the source IOD from its SOP class; Patient and Study identity are Type 2 there.
+    for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyID",
+                    "StudyDate", "StudyTime", "AccessionNumber"):
+        if keyword not in out:
+            setattr(out, keyword, None)
+    return out
+
+
+def _build_seg(hd, sources: list[Dataset], frames: np.ndarray):
+    from pydicom.sr.codedict import codes
+
+    from .. import __version__
+
+    algorithm = hd.AlgorithmIdentificationSequence(
+        name="lungseg",
+        family=codes.cid7162.MorphologicalOperations,
+        version=__version__,
+    )
+    laterality = {"right": codes.SCT.Right, "left": codes.SCT.Left}
+    descriptions = []
+    for number, label, side in SEGMENTS:
+        desc = hd.seg.SegmentDescription(
+            segment_number=number,
+            segment_label=label,
+            segmented_property_category=codes.SCT.AnatomicalStructure,
+            segmented_property_type=codes.SCT.Lung,
+            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+            algorithm_identification=algorithm,
+        )
+        modifier = hd.sr.CodedConcept.from_code(laterality[side])
+        desc.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence = [modifier]
+        descriptions.append(desc)
+    try:
+        return hd.seg.Segmentation(
+            source_images=sources,
+            pixel_array=frames,
+            segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+            segment_descriptions=descriptions,
+            series_instance_uid=hd.UID(),
+            series_number=SERIES_NUMBER,
+            sop_instance_uid=hd.UID(),
+            instance_number=1,
+            manufacturer="lungseg",
+            manufacturer_model_name="lungseg",
+            software_versions=__version__,
+            device_serial_number="none (software)",
+            series_description="lungseg lungs",
+            content_label="LUNGS",
+            content_description="Right and left lungs segmented by lungseg",
+        )
+    except ValueError as err:  # highdicom's checks of the source images and labels
+        raise OutputError(f"cannot build a DICOM SEG from this input: {err}",
+                          hint="write .nii.gz/.nrrd instead") from None
+
+
+def _write_atomic(seg: Dataset, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        seg.save_as(tmp, enforce_file_format=True)
+        os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path}: {err}") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

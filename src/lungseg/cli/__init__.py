@@ -53,7 +53,7 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     for h in root.handlers:
         if getattr(h, "_lungseg", False):
             h.setLevel(level)
-            h.setStream(sys.stderr)
+            h.stream = sys.stderr  # not setStream(): it flushes the old stream, which may be closed (pytest capsys)
 
 
 def main(argv: list[str] | None = None) -> int:

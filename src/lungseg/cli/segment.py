@@ -7,7 +7,7 @@ import json
 import logging
 from pathlib import Path
 
-from ..errors import SettingsError
+from ..errors import OutputError, SettingsError
 from ._common import add_read_options, positive_mm, read_options
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
 
     settings = build_settings(args)
     outputs = output_paths(args)
+    if args.format == "seg" and args.crop:
+        raise OutputError("--crop cannot be used with --format seg: a DICOM SEG lies on the source frames",
+                          hint="drop --crop, or write the mask as .nii.gz/.nrrd")
     for kind, path in outputs.items():
         check_output_path(path, inputs=[args.input], kind=kind, seg=(kind == "mask" and args.format == "seg"))
 

@@ -16,6 +16,7 @@ COMMANDS = {
     "info": "lungseg.cli.info",
     "segment": "lungseg.cli.segment",
     "demo": "lungseg.cli.demo",
+    "evaluate": "lungseg.cli.evaluate",
 }
 
 EXIT_OK = 0

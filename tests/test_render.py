@@ -132,6 +132,7 @@ def test_legend_strip_shows_both_colours_and_text():
     assert colour_mask(legend, RIGHT_COLOUR).any() and colour_mask(legend, LEFT_COLOUR).any()
     white = np.all(legend > 200, axis=-1)
     assert white.sum() > 50  # the "R lung" / "L lung" text
+    assert white[:, -120:].any()  # the scale bar at the right end
 
 
 def test_no_lung_gives_a_picture_without_outlines():

@@ -113,8 +113,15 @@ def _letters(draw, box: tuple[int, int, int, int], letters: tuple[str, str, str,
     _text_centred(draw, (x1 - pad, (y0 + y1) / 2), right, font, ORIENT_COLOUR)
 
 
-def _compose(panels: list[np.ndarray], titles: list[str], letters: list[tuple[str, str, str, str] | None], note: str | None) -> np.ndarray:
-    """Panels side by side on black, each titled, with orientation letters and a colour legend below."""
+def _scale_bar_mm(mm_per_px: float) -> float:
+    """A round length (mm) whose bar is about 60 display pixels long."""
+    target = 60 * mm_per_px
+    return float(min((10, 20, 50, 100, 200, 500), key=lambda mm: abs(np.log(mm / target))))
+
+
+def _compose(panels: list[np.ndarray], titles: list[str], letters: list[tuple[str, str, str, str] | None],
+             note: str | None, mm_per_px: float) -> np.ndarray:
+    """Panels side by side on black, each titled, with orientation letters; a legend and scale bar below."""
     from PIL import Image, ImageDraw
 
     title_px = TITLE_PX
@@ -144,6 +151,15 @@ def _compose(panels: list[np.ndarray], titles: list[str], letters: list[tuple[st
     if note:
         info += f"   {note}"
     draw.text((x, y), info, font=font, fill=TEXT_COLOUR, anchor="lm")
+    # scale bar at the right end of the legend strip
+    bar_mm = _scale_bar_mm(mm_per_px)
+    bar_px = int(round(bar_mm / mm_per_px))
+    label = f"{bar_mm:.0f} mm"
+    x1 = width - 12 - int(draw.textlength(label, font=font)) - 8
+    draw.line((x1 - bar_px, y, x1, y), fill=TEXT_COLOUR, width=2)
+    for end in (x1 - bar_px, x1):
+        draw.line((end, y - 4, end, y + 4), fill=TEXT_COLOUR, width=2)
+    draw.text((x1 + 8, y), label, font=font, fill=TEXT_COLOUR, anchor="lm")
     return np.asarray(canvas, dtype=np.uint8).copy()
 
 
@@ -177,7 +193,7 @@ def _volume_views(hu: np.ndarray, labels: np.ndarray, spacing: tuple[float, ...]
     titles = [v[3] for v in views]
     letters = [v[4] for v in views]
     note = None if (labels > 0).any() else "no lung found"
-    return _compose(panels, titles, letters, note)
+    return _compose(panels, titles, letters, note, mm_per_px)
 
 
 def _slice_views(hu: np.ndarray, labels: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
@@ -187,7 +203,7 @@ def _slice_views(hu: np.ndarray, labels: np.ndarray, spacing: tuple[float, ...])
     air = LUNG_WINDOW_HU[0]
     masked = _panel(np.where(labels > 0, hu, air), np.zeros_like(labels), spacing, mm_per_px)
     note = None if (labels > 0).any() else "no lung found"
-    return _compose([image, overlay, masked], ["input", "lungs", "masked"], [None, None, None], note)
+    return _compose([image, overlay, masked], ["input", "lungs", "masked"], [None, None, None], note, mm_per_px)
 
 
 def qc_image(hu: np.ndarray, labels: np.ndarray, spacing: tuple[float, ...], *, direction: np.ndarray | None = None) -> np.ndarray:
@@ -214,7 +230,7 @@ def qc_image(hu: np.ndarray, labels: np.ndarray, spacing: tuple[float, ...], *, 
         For a volume: axial and coronal views through the lungs' centre of mass and a sagittal view
         through each lung's centre of mass, side by side,
         titled, with orientation letters, the right lung outlined in cyan (:data:`RIGHT_COLOUR`) and the
-        left in orange (:data:`LEFT_COLOUR`), and a legend strip at the bottom. For a 2D image: the input,
+        left in orange (:data:`LEFT_COLOUR`), and a legend strip at the bottom (colours, window, a scale bar). For a 2D image: the input,
         the input with the outlines, and the masked input (everything but lung black), side by side, shown
         as stored. Each view's longest side spans about :data:`PANEL_PX` pixels.
 

@@ -207,4 +207,5 @@ def describe(path: str | os.PathLike, *, window: tuple[float, float] | None = No
         "value_range": [float(volume.array.min()), float(volume.array.max())],
     }
     facts["intensity"] = info.as_dict() if hasattr(info, "as_dict") else dataclasses.asdict(info)
+    facts["warnings"] = list(volume.metadata.get("warnings", []))
     return facts

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from ._common import add_read_options
+
+_LABEL_WIDTH = 13
 
 
 def add_parser(sub) -> None:
@@ -28,18 +31,109 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_info(info: dict, indent: str = "") -> str:
-    """Human-readable, indented ``key: value`` lines of a nested description."""
+def _num(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value + 0.0:.4g}"  # + 0.0 turns -0.0 into 0.0
+    return str(value)
+
+
+def _row(label: str, value: Any, indent: str = "  ") -> str:
+    return f"{indent}{label + ' ':<{_LABEL_WIDTH}}{value}"
+
+
+def _series_lines(info: dict) -> list[str]:
+    series = info.get("series") or []
+    chosen = info.get("chosen_series")
+    lines = [_row("series", f"{len(series)} found" + (f"; reading {chosen}" if chosen else ""))]
+    if info.get("choice"):
+        lines.append(_row("", f"(rule: {info['choice']})"))
+    for s in series:
+        mark = "*" if s["uid"] == chosen else "-"
+        thickness = f", {_num(s['slice_thickness_mm'])} mm slices" if s.get("slice_thickness_mm") else ""
+        desc = f' "{s["description"]}"' if s.get("description") else ""
+        lines.append(f"    {mark} {s['uid']}")
+        lines.append(f"        {s.get('modality') or '?'} {s['orientation']}, {s['images']} image(s) of {s['size']}"
+                     f"{thickness}{desc}")
+        lines.append(f"        in {s['folder']}")
+        if s.get("skipped"):
+            lines.append(f"        skipped: {s['skipped']}")
+    return lines
+
+
+def _grid_lines(grid: dict) -> list[str]:
+    from ..volume import orientation_codes
+
+    import numpy as np
+
+    shape = grid["shape"]
+    axes = "(slices × rows × columns)" if len(shape) == 3 else "(rows × columns)"
+    spacing = " × ".join(_num(s) for s in grid["spacing_mm"]) + " mm"
+    if not grid.get("spacing_known", True):
+        spacing += " (unknown: not in the file; give --spacing)"
+    direction = np.asarray(grid["direction"], float).reshape(3, 3)
+    orient = orientation_codes(direction)
+    if not np.allclose(direction, np.eye(3)):
+        orient += " (direction " + " ".join(_num(float(d)) for d in direction.ravel()) + ")"
+    lo, hi = grid["value_range"]
+    return [
+        "grid",
+        _row("shape", " × ".join(map(str, shape)) + f" {axes}"),
+        _row("spacing", spacing),
+        _row("origin", "(" + ", ".join(_num(o) for o in grid["origin_mm"]) + ") mm, LPS"),
+        _row("orientation", orient),
+        _row("values", f"{grid['dtype']}, {_num(lo)} to {_num(hi)}"),
+    ]
+
+
+def _generic(value: Any, indent: str) -> list[str]:
+    """``key value`` lines of a nested dict; dicts and lists of dicts get their own indented block."""
     lines = []
-    for key, value in info.items():
-        if isinstance(value, dict):
-            lines.append(f"{indent}{key}:")
-            lines.append(format_info(value, indent + "  "))
-        elif isinstance(value, list) and value and isinstance(value[0], dict):
-            lines.append(f"{indent}{key}:")
-            for i, item in enumerate(value):
-                lines.append(f"{indent}  [{i}]")
-                lines.append(format_info(item, indent + "    "))
+    for key, item in value.items():
+        if isinstance(item, dict) and item:
+            lines.append(f"{indent}{key}")
+            lines += _generic(item, indent + "  ")
+        elif isinstance(item, (list, tuple)) and item and isinstance(item[0], dict):
+            lines.append(f"{indent}{key}")
+            for member in item:
+                lines += _generic(member, indent + "  ")
+        elif isinstance(item, (list, tuple, dict)):
+            lines.append(_row(str(key), ", ".join(map(_num, item)) if item else "none", indent))
         else:
-            lines.append(f"{indent}{key}: {value}")
+            lines.append(_row(str(key), _num(item), indent))
+    return lines
+
+
+def format_info(info: dict) -> str:
+    """Human-readable text of what :func:`lungseg.api.describe` returns.
+
+    Known sections (format, DICOM series, grid, intensity, warnings) get their own layout; any other
+    key is printed as ``key value`` lines.
+    """
+    info = dict(info)
+    lines = [f"input: {info.pop('path', '?')}"]
+    fmt = info.pop("format", "?")
+    files = []
+    if "dicom_files" in info:
+        files.append(f"{info.pop('dicom_files')} DICOM file(s)")
+    if "other_files" in info:
+        files.append(f"{info.pop('other_files')} other file(s)")
+    if "bytes" in info:
+        files.append(f"{info.pop('bytes'):,} bytes")
+    lines.append(_row("format", fmt + (f" ({', '.join(files)})" if files else "")))
+    if "series" in info:
+        lines += _series_lines(info)
+        for key in ("series", "chosen_series", "choice"):
+            info.pop(key, None)
+    grid = info.pop("grid", None)
+    intensity = info.pop("intensity", None)
+    warnings = info.pop("warnings", None)
+    lines += _generic(info, "  ")
+    if grid:
+        lines += _grid_lines(grid)
+    if intensity:
+        lines.append("intensity")
+        lines += _generic(intensity, "  ")
+    if warnings:
+        lines.append("warnings")
+        lines += [f"  - {w}" for w in warnings]
     return "\n".join(lines)

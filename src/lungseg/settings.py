@@ -39,16 +39,40 @@ class Settings:
     """Voxels below this (pseudo-)HU are air or aerated lung."""
     body_threshold_hu: float = -500.0
     """Voxels above this belong to the body (soft tissue, bone) or to things outside it (table, clothes)."""
+    gas_threshold_hu: float = -950.0
+    """Pure gas (bowel gas, trachea, pneumothorax) is below this; aerated lung with its small vessels is mostly above."""
+    lung_texture_min_frac: float = 0.75
+    """An air region is lung only if at least this fraction of it is above ``gas_threshold_hu``."""
+    gas_pocket_radius_mm: float = 4.0
+    """Pure gas wider than twice this (trachea, bowel gas, pneumothorax) is not lung parenchyma (2D)."""
+    smoothing_sigma_mm: float = 1.0
+    """Gaussian smoothing (mm) of the working image against noise of sharp kernels and low dose; 0 turns it off."""
 
     # Sizes ----------------------------------------------------------------------
+    working_spacing_mm: float = 2.0
+    """In-plane pixel size (mm) of the coarse grid the 3D steps run on (finer inputs are block-averaged)."""
     min_lung_volume_ml: float = 30.0
     """An air component inside the body smaller than this (3D) is not a lung."""
-    min_lung_area_mm2: float = 150.0
+    min_lung_area_mm2: float = 400.0
     """An air region smaller than this (2D) is not a lung."""
+    min_fragment_volume_ml: float = 0.5
+    """Pieces of a lung smaller than this, left after removing the airways, are dropped (3D)."""
     closing_radius_mm: float = 6.0
     """Radius of the closing that puts vessels and juxtapleural nodules at the wall back into the lung."""
     trachea_max_diameter_mm: float = 30.0
     """Tubular air wider than this is not counted as trachea or main bronchus."""
+    trachea_min_diameter_mm: float = 8.0
+    """Tubular air narrower than this does not start the trachea search."""
+    trachea_max_offset_mm: float = 50.0
+    """The trachea's centre lies at most this far (left-right) from the body's midline in the top slices."""
+    main_bronchus_max_length_mm: float = 50.0
+    """How far (along the body axis) below the carina the main bronchi are followed and removed."""
+    split_max_erosion_mm: float = 20.0
+    """When the lungs touch, they are eroded up to this depth (mm) to find two separate cores."""
+    split_min_part_frac: float = 0.1
+    """The smaller lung core must hold at least this fraction of the joined lungs to count as a split."""
+    subcutaneous_depth_mm: float = 10.0
+    """Air regions lying mostly within this depth under the skin are subcutaneous emphysema, not lung."""
 
     # 2D images without spacing ---------------------------------------------------
     assumed_body_width_mm: float = 330.0

@@ -1,29 +1,205 @@
-"""The segmentation pipeline. (Placeholder: a documented -400 HU threshold; the segmentation work replaces it.)"""
+"""The segmentation pipeline: the steps of this package, called in order.
+
+1. Reorient to the canonical (z, y, x) frame (:mod:`.frame`) and block-average to the working grid.
+2. Body (:mod:`.body`), air inside it and the regions that look like lung (:mod:`.air`).
+3. Trachea and main bronchi removed (:mod:`.airways`; 3D only: in 2D they are homogeneous gas and
+   the texture test drops them).
+4. Right and left (:mod:`.split`).
+5. Closing in mm and hole filling, then back to the full grid with a crisp boundary (:mod:`.fill`).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import time
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from ..settings import Settings
 from ..volume import Volume
+from .air import inside_air, remove_gas_pockets, select_lungs
+from .airways import find_airways
+from .body import body_mask, estimate_pixel_size_mm, smooth_mm
+from .fill import close_labels_mm, fill_holes, refine_to_full
+from .frame import Frame, block_mean, grid_factors, upsample
+from .split import LEFT, RIGHT, label_sides
+
+__all__ = ["SegmentationOutput", "segment_hu"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
 class SegmentationOutput:
+    """What :func:`segment_hu` returns.
+
+    Attributes
+    ----------
+    labels : ndarray of uint8, the input's shape
+        0 outside the lungs, 1 = patient's right lung, 2 = patient's left lung.
+    body : ndarray of bool, the input's shape
+        The patient (without table and outside air; the lungs are inside it).
+    flags : list of str
+        Facts about the result: ``no_lung_found``, ``one_lung_only``, ``lung_cut_at_first_slice``,
+        ``lung_cut_at_last_slice``, ``lung_cut_by_fov``, ``pixel_size_estimated``, ``trachea_not_found``,
+        ``side_from_position``.
+    spacing : tuple of float
+        The pixel size used (mm per array axis): the volume's, or the estimate.
+    timings_s : dict
+        Seconds per step.
+    """
+
     labels: np.ndarray
     body: np.ndarray
     flags: list[str]
+    spacing: tuple[float, ...] = ()
+    timings_s: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
-def segment_hu(hu: np.ndarray, volume: Volume, settings: Settings) -> SegmentationOutput:
-    air = hu < settings.air_threshold_hu
-    outside, _ = ndi.label(air)
-    border = np.unique(np.concatenate([outside[0].ravel(), outside[-1].ravel()] if hu.ndim == 2 else [outside[:, 0].ravel(), outside[:, -1].ravel(), outside[:, :, 0].ravel(), outside[:, :, -1].ravel()]))
-    lung = air & ~np.isin(outside, border[border > 0])
-    body = ~np.isin(outside, border[border > 0]) & ~air | lung
-    labels = lung.astype(np.uint8)
-    flags = [] if lung.any() else ["no_lung_found"]
-    return SegmentationOutput(labels, body, flags)
+def segment_hu(
+    hu: np.ndarray,
+    volume: Volume,
+    settings: Settings,
+    *,
+    fov_mask: np.ndarray | None = None,
+) -> SegmentationOutput:
+    """Segment the lungs in a (pseudo-)HU image.
+
+    Parameters
+    ----------
+    hu : ndarray, shape (P, R, C) or (R, C)
+        The image in HU (or calibrated pseudo-HU), scanner padding already at -1024.
+    volume : Volume
+        Gives the grid: ``spacing`` (mm per array axis), ``direction`` (which array axis is the
+        patient's left-right, head-feet, front-back) and ``metadata["spacing_known"]``. When the spacing
+        is not known (a PNG or a bare array), the pixel size is estimated from the body's width
+        (``settings.assumed_body_width_mm``) and the flag ``pixel_size_estimated`` is set.
+    settings : Settings
+    fov_mask : ndarray of bool, optional
+        True inside the scanner's field of view (same shape); used to flag lungs cut by it.
+
+    Returns
+    -------
+    SegmentationOutput
+
+    Notes
+    -----
+    Right and left come from the geometry: the patient's right is world -x (LPS). An image without
+    geometry (identity direction) follows the radiological convention: the patient's right is on the
+    image's left (column 0 side). Flipping the array or rotating its direction cosines therefore gives
+    the same anatomical labels. A sagittal slice has no left-right axis: its side is taken from the
+    slice's world position (x < 0 is the patient's right) and ``side_from_position`` is set.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lungseg.volume import Volume
+    >>> hu = np.full((40, 40), 40.0)
+    >>> out = segment_hu(hu, Volume(hu, (8.0, 8.0)), Settings())
+    >>> out.flags, int(out.labels.max())
+    (['no_lung_found'], 0)
+    """
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = now - clock
+        clock = now
+
+    flags: list[str] = []
+    frame = Frame.of(volume)
+    image = frame.to_canonical(hu)
+    spacing = frame.spacing(volume.spacing)
+    if not volume.metadata.get("spacing_known", True):
+        estimate = estimate_pixel_size_mm(image, settings.body_threshold_hu, settings.assumed_body_width_mm)
+        if estimate is not None:
+            spacing = (spacing[0] if hu.ndim == 2 else estimate, estimate, estimate)
+            flags.append("pixel_size_estimated")
+            log.info("pixel size unknown: estimated %.3g mm from the body's width", estimate)
+
+    factors = grid_factors(spacing, settings.working_spacing_mm)
+    work_spacing = tuple(s * f for s, f in zip(spacing, factors))
+    work = smooth_mm(block_mean(image, factors), work_spacing, settings.smoothing_sigma_mm)
+    lap("grid_s")
+
+    body = body_mask(work, settings.body_threshold_hu)
+    air = inside_air(work, body, settings.air_threshold_hu)
+    lungs = select_lungs(air, work, body, work_spacing, settings)
+    if image.shape[0] == 1 and lungs.any():
+        # a trachea or bowel loop joined to the lung in this plane: cut the pure gas out, drop what is left over
+        lungs = remove_gas_pockets(lungs, work, work_spacing, settings.gas_pocket_radius_mm, settings.gas_threshold_hu)
+        lungs = _drop_fragments(lungs, work_spacing, settings.min_lung_area_mm2 / 1000.0)
+    lap("body_air_s")
+
+    airway = None
+    if image.shape[0] > 1 and lungs.any():
+        airway = find_airways(air, body, work_spacing, settings)
+        if airway.any():
+            lungs &= ~airway
+            lungs = _drop_fragments(lungs, work_spacing, settings.min_fragment_volume_ml)
+        else:
+            flags.append("trachea_not_found")
+    lap("airways_s")
+
+    if frame.knows_left_right:
+        sides = label_sides(lungs, body, work_spacing, settings)
+    else:
+        side = RIGHT if volume.origin[0] < 0 else LEFT
+        sides = np.where(lungs, side, 0).astype(np.uint8)
+        if lungs.any():
+            flags.append("side_from_position")
+    lap("split_s")
+
+    dense = fill_holes(close_labels_mm(sides, work_spacing, settings.closing_radius_mm))
+    dense[~body] = 0
+    if airway is not None:
+        dense[airway] = 0
+        dense = fill_holes(dense)  # bronchi followed into the lung are lung again; the hilum stays open
+        airway &= dense == 0
+    lap("close_fill_s")
+
+    labels_c = refine_to_full(dense, image, factors, settings.air_threshold_hu, exclude=airway)
+    labels = frame.from_canonical(labels_c)
+    body_full = frame.from_canonical(upsample(body, factors, image.shape)) | (labels > 0)
+    lap("refine_s")
+
+    flags += _flags(labels, fov_mask)
+    return SegmentationOutput(labels, body_full, flags, tuple(frame_spacing_back(frame, spacing)), timings)
+
+
+def frame_spacing_back(frame: Frame, spacing: tuple[float, float, float]) -> list[float]:
+    """Canonical-axis spacing back in the input's axis order."""
+    in_plane = spacing[1:] if frame.ndim == 2 else spacing
+    return [in_plane[list(frame.perm).index(a)] for a in range(frame.ndim)]
+
+
+def _drop_fragments(lungs: np.ndarray, spacing, min_volume_ml: float) -> np.ndarray:
+    import cc3d
+
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    return cc3d.dust(lungs, threshold=max(1, int(np.ceil(min_volume_ml / voxel_ml))), connectivity=6)
+
+
+def _flags(labels: np.ndarray, fov_mask: np.ndarray | None) -> list[str]:
+    present = set(np.unique(labels).tolist()) - {0}
+    if not present:
+        return ["no_lung_found"]
+    flags = []
+    if len(present) == 1:
+        flags.append("one_lung_only")
+    lung = labels > 0
+    if lung.ndim == 3:
+        if lung[0].any():
+            flags.append("lung_cut_at_first_slice")
+        if lung[-1].any():
+            flags.append("lung_cut_at_last_slice")
+    if fov_mask is not None and fov_mask.shape == lung.shape:
+        from scipy import ndimage as ndi
+
+        edge = fov_mask & ~ndi.binary_erosion(fov_mask, border_value=0)
+        if (lung & edge).any():
+            flags.append("lung_cut_by_fov")
+    return flags

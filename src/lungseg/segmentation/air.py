@@ -1,0 +1,112 @@
+"""Air inside the body, and which of its regions are lung (not bowel gas, trachea or air under the skin)."""
+
+from __future__ import annotations
+
+import logging
+
+import cc3d
+import numpy as np
+from scipy import ndimage as ndi
+
+from ..settings import Settings
+
+__all__ = ["inside_air", "select_lungs", "remove_gas_pockets"]
+
+log = logging.getLogger(__name__)
+
+
+def inside_air(image: np.ndarray, body: np.ndarray, air_threshold_hu: float) -> np.ndarray:
+    """Voxels below ``air_threshold_hu`` inside ``body`` (air enclosed by the patient in its slice).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img = np.array([[[-1000.0, 40, -800, 40]]]); body = np.array([[[False, True, True, True]]])
+    >>> inside_air(img, body, -400).astype(int).tolist()
+    [[[0, 0, 1, 0]]]
+    """
+    return (image < air_threshold_hu) & body
+
+
+def select_lungs(
+    air: np.ndarray,
+    image: np.ndarray,
+    body: np.ndarray,
+    spacing: tuple[float, float, float],
+    settings: Settings,
+) -> np.ndarray:
+    """The regions of ``air`` that look like lung.
+
+    A region is kept when it is large enough (``min_lung_volume_ml`` in 3D, ``min_lung_area_mm2`` for a
+    single plane) and lung-like in texture: at least ``lung_texture_min_frac`` of it above
+    ``gas_threshold_hu`` (aerated lung with vessels sits near -850 HU; bowel gas, the trachea and a
+    pneumothorax are homogeneous gas near -1000 HU). For a single plane, regions lying mostly within
+    ``subcutaneous_depth_mm`` of the skin (subcutaneous emphysema) are dropped too.
+
+    Parameters
+    ----------
+    air : ndarray of bool, (Z, Y, X)
+        Air inside the body (:func:`inside_air`).
+    image : ndarray, (Z, Y, X)
+        The (pseudo-)HU image on the same grid.
+    body : ndarray of bool, (Z, Y, X)
+    spacing : 3 floats, mm per axis
+    settings : Settings
+
+    Returns
+    -------
+    ndarray of bool, same shape
+    """
+    single = air.shape[0] == 1
+    labels, n = cc3d.connected_components(air, connectivity=6, return_N=True)
+    if n == 0:
+        return np.zeros_like(air)
+    flat = labels.ravel()
+    count = np.bincount(flat, minlength=n + 1).astype(float)
+    textured = np.bincount(flat, weights=(image > settings.gas_threshold_hu).ravel(), minlength=n + 1)
+    frac = textured / np.maximum(count, 1)
+    if single:
+        size_ok = count * spacing[1] * spacing[2] >= settings.min_lung_area_mm2
+    else:
+        size_ok = count * float(np.prod(spacing)) / 1000.0 >= settings.min_lung_volume_ml
+    keep = size_ok & (frac >= settings.lung_texture_min_frac)
+    keep[0] = False
+    if single and keep.any():
+        keep &= ~_mostly_subcutaneous(labels, body, spacing, settings.subcutaneous_depth_mm, n)
+    log.debug("air regions: %d, kept as lung: %d", n, int(keep.sum()))
+    return keep[labels]
+
+
+def _mostly_subcutaneous(labels: np.ndarray, body: np.ndarray, spacing, depth_mm: float, n: int) -> np.ndarray:
+    """Per label: True when most of the region lies within ``depth_mm`` of the body's outline (one plane)."""
+    depth = ndi.distance_transform_edt(body[0], sampling=spacing[1:])
+    shallow = np.bincount(labels[0].ravel(), weights=(depth < depth_mm).ravel(), minlength=n + 1)
+    count = np.bincount(labels[0].ravel(), minlength=n + 1)
+    return shallow > 0.5 * np.maximum(count, 1)
+
+
+def remove_gas_pockets(air: np.ndarray, image: np.ndarray, spacing: tuple[float, ...], radius_mm: float, gas_threshold_hu: float) -> np.ndarray:
+    """``air`` without wide pockets of pure gas (trachea, bowel gas, pneumothorax), in each plane.
+
+    Pure gas (below ``gas_threshold_hu``) that survives an in-plane opening with ``radius_mm`` is a
+    pocket wider than lung parenchyma ever is between its vessels; it and a one-pixel rim around it
+    (partial volume) are taken out. Lung stays: its small vessels break up the gas. Works on (Z, Y, X).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img = np.full((1, 20, 20), -850.0); img[0, 5:15, 5:15] = -1000
+    >>> out = remove_gas_pockets(img < -400, img, (1.0, 1.0, 1.0), 2.0, -950)
+    >>> bool(out[0, 10, 10]), bool(out[0, 1, 1])
+    (False, True)
+    """
+    steps = int(round(radius_mm / min(spacing[1], spacing[2])))
+    if steps < 1:
+        return air
+    disk = np.zeros((3, 3, 3), bool)
+    disk[1, 1, :] = disk[1, :, 1] = True
+    gas = air & (image < gas_threshold_hu)
+    core = ndi.binary_opening(gas, disk, iterations=steps)
+    if not core.any():
+        return air
+    return air & ~ndi.binary_dilation(core, disk, iterations=2)

@@ -49,12 +49,12 @@ def phantom(shape=(12, 20, 30)):
     return hu, labels
 
 
-def result(hu, labels, spacing=SPACING, *, path="hu", direction=None, flags=(), metadata=None):
+def result(hu, labels, spacing=SPACING, *, path="hu", direction=None, flags=(), metadata=None, spacing_mm=None):
     volume = Volume(hu, spacing, direction=np.eye(3) if direction is None else direction,
                     metadata=metadata or {"format": "nrrd", "path": "/x/ct.nrrd"})
     return SegmentationResult(labels=labels, volume=volume, hu=hu, intensity=FakeIntensity(path=path),
                               body=np.ones(hu.shape, bool), settings=Settings(), flags=list(flags),
-                              timings_s={"total_s": 0.5})
+                              timings_s={"total_s": 0.5}, spacing_mm=spacing_mm)
 
 
 # -- volumes and densities ---------------------------------------------------------------------
@@ -270,6 +270,15 @@ def test_report_merges_flags_without_duplicates():
     labels[0, 5, 5] = 1
     report = build_report(result(hu, labels, flags=["lung_cut_at_first_slice", "other"]))
     assert report["flags"] == ["lung_cut_at_first_slice", "other"]
+
+
+def test_report_measures_with_the_estimated_pixel_size_when_the_input_had_none():
+    hu, labels = phantom()
+    meta = {"format": "array", "spacing_known": False}
+    report = build_report(result(hu, labels, (1.0, 1.0, 1.0), metadata=meta, spacing_mm=(2.0, 2.0, 2.0)))
+    assert report["lungs"]["right"]["volume_ml"] == pytest.approx(480 * 8 / 1000)
+    assert report["input"]["grid"]["measured_with_spacing_mm"] == [2.0, 2.0, 2.0]
+    assert report["flags"] == ["pixel_size_estimated"]
 
 
 def test_write_report_is_json_and_lists_itself(tmp_path):

@@ -55,6 +55,9 @@ class SegmentationResult:
         Facts about the result a user should know (``"no_lung_found"``, ``"lung_cut_at_first_slice"``, ...).
     timings_s : dict
         Seconds spent per stage.
+    spacing_mm : tuple of float or None
+        Pixel/voxel size (mm per array axis) to measure with: ``volume.spacing``, or the estimate when the
+        input had none (flag ``pixel_size_estimated``). None means ``volume.spacing``.
     """
 
     labels: np.ndarray
@@ -65,6 +68,7 @@ class SegmentationResult:
     settings: Settings
     flags: list[str]
     timings_s: dict[str, float]
+    spacing_mm: tuple[float, ...] | None = None
 
     @property
     def lung(self) -> np.ndarray:
@@ -167,7 +171,10 @@ def segment(
     timings["intensity_s"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
-    out: SegmentationOutput = segment_hu(hu_array, volume, settings)
+    out: SegmentationOutput = segment_hu(
+        hu_array, volume, settings, fov_mask=getattr(info, "fov_mask", None),
+        calibrated=getattr(info, "path", "hu") in ("calibrated", "window"),
+    )
     timings["segment_s"] = time.perf_counter() - t2
     timings["total_s"] = time.perf_counter() - t0
 
@@ -184,6 +191,8 @@ def segment(
         settings=settings,
         flags=flags,
         timings_s=timings,
+        # the pipeline's estimate is isotropic (its canonical order does not matter)
+        spacing_mm=(float(out.spacing[-1]),) * volume.ndim if "pixel_size_estimated" in out.flags and out.spacing else None,
     )
 
 

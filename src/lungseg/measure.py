@@ -33,6 +33,7 @@ __all__ = [
     "lung_measurements",
     "measurement_flags",
     "build_report",
+    "result_spacing",
     "write_report",
     "to_lungmask",
     "overlap_metrics",
@@ -343,6 +344,13 @@ def _input_dict(volume: Any) -> dict:
     }
 
 
+def result_spacing(res: Any) -> tuple[float, ...]:
+    """The pixel/voxel size (mm per array axis) to measure a result with: the estimate when the input had
+    none (``res.spacing_mm``), else the volume's own."""
+    estimate = getattr(res, "spacing_mm", None)
+    return tuple(float(s) for s in (estimate or res.volume.spacing))
+
+
 def build_report(res: Any, *, outputs: dict[str, Any] | None = None) -> dict:
     """The machine-readable report of one segmentation: what went in, how, and what came out.
 
@@ -365,23 +373,27 @@ def build_report(res: Any, *, outputs: dict[str, Any] | None = None) -> dict:
              "flags": [...], "timings_s": {...}, "outputs": {...}}
 
         See :func:`lung_measurements` for the definitions and :func:`measurement_flags` for the flags
-        (merged with ``res.flags``).
+        (merged with ``res.flags``). Sizes use :func:`result_spacing`: the estimated pixel size when the
+        input had none (``input.grid.measured_with_spacing_mm``, flag ``pixel_size_estimated``).
     """
     from . import __version__
 
     path = getattr(res.intensity, "path", None)
     density_valid = path not in CALIBRATED_PATHS
     reason = f"intensity path is {path!r}: the values are calibrated pseudo-HU, not true HU"
-    lungs = lung_measurements(res.hu, res.labels, res.volume.spacing, direction=res.volume.direction,
+    spacing = result_spacing(res)
+    lungs = lung_measurements(res.hu, res.labels, spacing, direction=res.volume.direction,
                               density_valid=density_valid, density_reason=reason)
     flags = list(res.flags)
     new = measurement_flags(res.labels, fov_mask=getattr(res.intensity, "fov_mask", None), density_valid=density_valid)
     flags += [f for f in new if f not in flags]
-    if not res.volume.metadata.get("spacing_known", True):
-        flags.append("size_from_estimated_spacing")
+    if not res.volume.metadata.get("spacing_known", True) and "pixel_size_estimated" not in flags:
+        flags.append("pixel_size_estimated")  # sizes rest on an estimated pixel size
+    description = _input_dict(res.volume)
+    description["grid"]["measured_with_spacing_mm"] = list(spacing)
     return {
         "lungseg_version": __version__,
-        "input": _input_dict(res.volume),
+        "input": description,
         "intensity": _intensity_dict(res.intensity),
         "settings": _jsonable(res.settings.to_dict()),
         "lungs": lungs,

@@ -20,7 +20,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .errors import InputError
-from .measure import write_atomic
+from .measure import result_spacing, write_atomic
 
 __all__ = ["qc_image", "write_qc", "LUNG_WINDOW_HU", "RIGHT_COLOUR", "LEFT_COLOUR"]
 
@@ -260,7 +260,7 @@ def write_qc(res: Any, path: str | os.PathLike) -> Path:
     """
     from PIL import Image
 
-    rgb = qc_image(res.hu, res.labels, res.volume.spacing, direction=res.volume.direction)
+    rgb = qc_image(res.hu, res.labels, result_spacing(res), direction=res.volume.direction)
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="PNG", optimize=True)
     data = buffer.getvalue()

@@ -15,7 +15,8 @@ and filling its holes, minus the reference lung. The threshold is found in two s
 split over the slice finds the dark border-connected part (padding or outside air), a second Otsu
 split over the remaining pixels separates air (lung, air inside the field of view) from tissue.
 
-Run: ``python benchmarks/calibration.py [DATA_DIR]``; prints a table and the worst slices.
+Run: ``python benchmarks/calibration.py [DATA_DIR]``; prints a table and the worst slices, then the
+time ``to_hu`` takes on the popi chest CT (141×512×512) when ``../shared/data/popi`` is there.
 """
 
 from __future__ import annotations
@@ -110,7 +111,30 @@ def main(argv: list[str] | None = None) -> int:
     for k in np.argsort(margin)[:5]:
         r = rows[int(k)]
         print(f"  {r['slice']:>5}{r['lung_hu']:>9.0f}{r['body_hu']:>9.0f}  {r['flags'] or '-'}")
+    time_popi(folder.parent / "popi" / "series")
     return 0 if both.mean() >= TARGET_FRAC else 1
+
+
+def time_popi(series: Path, runs: int = 5) -> None:
+    """Seconds ``to_hu`` takes on the whole popi chest CT (141×512×512 int16), when it is there."""
+    import lungseg
+    from lungseg.errors import LungsegError
+
+    if not series.is_dir():
+        print(f"speed: {series} not found, skipped")
+        return
+    try:
+        ct = lungseg.read(series)
+    except LungsegError as err:
+        print(f"speed: cannot read {series}: {err}")
+        return
+    seconds = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        _, info = to_hu(ct)
+        seconds.append(time.perf_counter() - t0)
+    print(f"speed: to_hu on popi {ct.shape} {ct.array.dtype}: first {seconds[0]:.3f} s, "
+          f"median of {runs} {np.median(seconds):.3f} s (path {info.path}, flags {list(info.flags)})")
 
 
 if __name__ == "__main__":

@@ -220,6 +220,27 @@ def test_soft_tissue_window_is_flagged_ambiguous(caplog):
     assert lung < -500 and body > -300
 
 
+@pytest.mark.parametrize("kind", ["int16 0..255", "float 0..255", "z-score"])
+def test_pictures_in_wide_types_are_not_taken_as_hu(kind):
+    hu = phantom_hu(-2048)
+    if kind == "z-score":
+        img = ((hu - hu.mean()) / hu.std()).astype(np.float32)
+    else:
+        img = windowed(hu, -1200, 600).astype(np.int16 if kind.startswith("int16") else np.float32)
+    out, info = to_hu(Volume(img, (1.0, 1.0)))
+    assert info.path == "calibrated" and "intensity_calibrated" in info.flags
+    lung, body = medians(out)
+    assert lung < -500 and body > -300
+
+
+def test_hu_slice_without_air_stays_hu():
+    img = np.full((64, 64), 40, np.int16)
+    img[:, :20] = -100  # fat and soft tissue only: no air, no lung
+    img[::7, ::5] += 10
+    _, info = to_hu(Volume(img, (1.0, 1.0)))
+    assert info.path == "hu"
+
+
 def test_per_slice_normalised_stack_is_calibrated_slice_by_slice():
     stack = np.stack([normalised(phantom_hu(-2048, seed=k)) ** (1 + 0.5 * k) for k in range(3)])
     out, info = to_hu(Volume(stack, (1.0, 1.0, 1.0)))

@@ -61,6 +61,8 @@ MAX_PLAUSIBLE_HU = 3100.0
 """HU values above this (outside padding) are implausible and reported."""
 TISSUE_MODE_RANGE_HU = (-200.0, 250.0)
 """In real HU data the main bright mode (soft tissue or fat) lies in this range."""
+MIN_HU_CONTRAST_HU = 300.0
+"""In HU data the dark (air/lung) and bright (tissue) landmarks are at least this far apart."""
 KNOWN_OFFSETS_HU = (1024.0, 32768.0)
 """Storage offsets that are detected and removed: HU+1024 (unsigned without rescale), HU+32768."""
 ASSUMED_WINDOW_WIDTH_HU = 400.0
@@ -245,7 +247,10 @@ def _classify_and_convert(arr: np.ndarray) -> tuple[np.ndarray, IntensityInfo]:
             return _hu_path(arr, offset=0.0, path="hu", extra_warning="the image is uniform; its values are taken as HU")
         return _calibrated_path(arr, reason="the image is uniform")
     dark, tissue = marks
-    if _in_tissue_range(tissue):
+    # HU data spans air to tissue (> MIN_HU_CONTRAST_HU) or at least holds fat below zero; a picture
+    # stored in a wide type (0..255 values in int16, z-scored floats) does neither
+    spans_hu = tissue - dark >= MIN_HU_CONTRAST_HU or float(np.percentile(core, 0.5)) < -50.0
+    if _in_tissue_range(tissue) and spans_hu:
         return _hu_path(arr, offset=0.0, path="hu")
     for offset in KNOWN_OFFSETS_HU:
         if _in_tissue_range(tissue - offset) and (dark - offset) < TISSUE_MODE_RANGE_HU[1]:

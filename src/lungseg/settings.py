@@ -45,6 +45,8 @@ class Settings:
     """An air region is lung only if at least this fraction of it is above ``gas_threshold_hu``."""
     gas_pocket_radius_mm: float = 4.0
     """Pure gas wider than twice this (trachea, bowel gas, pneumothorax) is not lung parenchyma (2D)."""
+    calibrated_texture_min_frac: float = 0.0
+    """``lung_texture_min_frac`` for images calibrated to pseudo-HU (PNG, normalised arrays), where lung and gas overlap."""
     smoothing_sigma_mm: float = 1.0
     """Gaussian smoothing (mm) of the working image against noise of sharp kernels and low dose; 0 turns it off."""
 

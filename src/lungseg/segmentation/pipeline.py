@@ -63,6 +63,7 @@ def segment_hu(
     settings: Settings,
     *,
     fov_mask: np.ndarray | None = None,
+    calibrated: bool = False,
 ) -> SegmentationOutput:
     """Segment the lungs in a (pseudo-)HU image.
 
@@ -78,6 +79,11 @@ def segment_hu(
     settings : Settings
     fov_mask : ndarray of bool, optional
         True inside the scanner's field of view (same shape); used to flag lungs cut by it.
+    calibrated : bool
+        True when ``hu`` is pseudo-HU calibrated from an image that was not in HU (a PNG, a normalised
+        array): lung and gas are then too close to tell apart by texture, so the texture test uses
+        ``settings.calibrated_texture_min_frac`` instead of ``settings.lung_texture_min_frac`` and no gas
+        pockets are cut out.
 
     Returns
     -------
@@ -110,6 +116,8 @@ def segment_hu(
         clock = now
 
     flags: list[str] = []
+    if calibrated:
+        settings = settings.replace(lung_texture_min_frac=settings.calibrated_texture_min_frac)
     frame = Frame.of(volume)
     image = frame.to_canonical(hu)
     spacing = frame.spacing(volume.spacing)
@@ -128,7 +136,7 @@ def segment_hu(
     body = body_mask(work, settings.body_threshold_hu)
     air = inside_air(work, body, settings.air_threshold_hu)
     lungs = select_lungs(air, work, body, work_spacing, settings)
-    if image.shape[0] == 1 and lungs.any():
+    if image.shape[0] == 1 and lungs.any() and not calibrated:
         # a trachea or bowel loop joined to the lung in this plane: cut the pure gas out, drop what is left over
         lungs = remove_gas_pockets(lungs, work, work_spacing, settings.gas_pocket_radius_mm, settings.gas_threshold_hu)
         lungs = _drop_fragments(lungs, work_spacing, settings.min_lung_area_mm2 / 1000.0)

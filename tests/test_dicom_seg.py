@@ -124,6 +124,33 @@ def volume_from_files(files, *, reverse: bool = False) -> Volume:
     return Volume(arr, spacing, tuple(first), np.column_stack([iop[:3], iop[3:], normal]), meta)
 
 
+def write_multiframe(folder: Path, n_slices: int = 5) -> Path:
+    """An enhanced (legacy-converted) CT file whose frames are not in slice order."""
+    dss = [pydicom.dcmread(f) for f in write_series(folder / "series", n_slices)]
+    dss = dss[2:] + dss[:2]
+    mf = hd.legacy.LegacyConvertedEnhancedCTImage(dss, series_instance_uid=generate_uid(), series_number=5,
+                                                  sop_instance_uid=generate_uid(), instance_number=1)
+    path = folder / "enhanced.dcm"
+    mf.save_as(path)
+    return path
+
+
+def volume_from_multiframe(path: Path) -> tuple[Volume, np.ndarray]:
+    """A Volume on a multi-frame file, slices sorted along the normal; also the source frame index per slice."""
+    ds = pydicom.dcmread(path)
+    iop = np.asarray(ds.SharedFunctionalGroupsSequence[0].PlaneOrientationSequence[0].ImageOrientationPatient, float)
+    normal = np.cross(iop[:3], iop[3:])
+    positions = np.array([item.PlanePositionSequence[0].ImagePositionPatient for item in ds.PerFrameFunctionalGroupsSequence], float)
+    order = np.argsort(positions @ normal)
+    pixel_mm = tuple(map(float, ds.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing))
+    step = float((positions[order[1]] - positions[order[0]]) @ normal)
+    meta = {"format": "dicom", "dicom": {"files": [str(path)], "sop_instance_uids": [ds.SOPInstanceUID],
+                                         "series_uid": ds.SeriesInstanceUID}}
+    vol = Volume(ds.pixel_array[order], (step,) + pixel_mm, tuple(positions[order[0]]),
+                 np.column_stack([iop[:3], iop[3:], normal]), meta)
+    return vol, order
+
+
 def result_with(volume: Volume, labels: np.ndarray) -> SegmentationResult:
     """A SegmentationResult holding hand-made labels (the SEG writer only uses labels and volume)."""
     return SegmentationResult(labels=labels.astype(np.uint8), volume=volume, hu=volume.array, intensity=None,
@@ -317,6 +344,35 @@ def test_single_slice_gives_one_frame_per_segment(tmp_path):
     np.testing.assert_array_equal(seg_labels_by_instance(out, vol.metadata["dicom"]["sop_instance_uids"])[0], labels)
 
 
+def test_multiframe_source(tmp_path):
+    vol, order = volume_from_multiframe(write_multiframe(tmp_path))
+    assert not np.array_equal(order, np.arange(len(order)))  # the frames really are out of slice order
+    labels = known_labels(vol.shape)
+    out = write_seg(result_with(vol, labels), tmp_path / "seg.dcm")
+    uid = vol.metadata["dicom"]["sop_instance_uids"][0]
+    # pydicom: each SEG frame references a source frame number; its pixels are that label slice's
+    ds = pydicom.dcmread(out)
+    got = np.zeros((len(order),) + vol.shape[1:], np.uint8)
+    frames = ds.pixel_array.reshape(int(ds.NumberOfFrames), ds.Rows, ds.Columns)
+    for frame, item in zip(frames, ds.PerFrameFunctionalGroupsSequence):
+        ref = item.DerivationImageSequence[0].SourceImageSequence[0]
+        assert ref.ReferencedSOPInstanceUID == uid
+        got[int(ref.ReferencedFrameNumber) - 1][frame > 0] = int(item.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
+    np.testing.assert_array_equal(got[order], labels)
+    # highdicom agrees
+    seg = hd.seg.segread(out)
+    by_frame = seg.get_pixels_by_source_frame(uid, source_frame_numbers=[int(k) + 1 for k in order],
+                                             combine_segments=True, assert_missing_frames_are_empty=True)
+    np.testing.assert_array_equal(by_frame, labels)
+
+
+def test_multiframe_off_grid_is_refused(tmp_path):
+    vol, _ = volume_from_multiframe(write_multiframe(tmp_path))
+    shifted = Volume(vol.array, vol.spacing, np.add(vol.origin, (0, 0, 1.5)), vol.direction, vol.metadata)
+    with pytest.raises(OutputError, match="do not each lie on their own frame of the multi-frame source"):
+        write_seg(result_with(shifted, known_labels(vol.shape)), tmp_path / "seg.dcm")
+
+
 # -- errors ------------------------------------------------------------------------------------------
 
 def test_non_dicom_input_is_refused(tmp_path):
@@ -339,6 +395,13 @@ def test_cropped_labels_are_refused(series, tmp_path):
     res.labels = res.labels[:, 2:-2]
     with pytest.raises(OutputError, match=r"labels have shape .* source DICOM grid .*do not crop"):
         write_seg(res, tmp_path / "seg.dcm")
+
+
+def test_labels_other_than_lungs_are_refused(series, tmp_path):
+    labels = known_labels(series.shape)
+    labels[0, 0, 0] = 3
+    with pytest.raises(OutputError, match=r"labels hold values \[0, 1, 2, 3\]; a lung SEG takes 0"):
+        write_seg(result_with(series, labels), tmp_path / "seg.dcm")
 
 
 def test_missing_output_folder(series, tmp_path):
@@ -390,7 +453,7 @@ def test_transposed_grid_is_refused(series, tmp_path):
 def test_other_orientation_is_refused(series, tmp_path):
     flipped = Volume(series.array, series.spacing, series.origin, series.direction @ np.diag([-1, 1, 1]),
                      series.metadata)
-    with pytest.raises(OutputError, match=r"source instance 0 is oriented .*not on its frame"):
+    with pytest.raises(OutputError, match=r"source frame 0 is oriented \[1\.0, 0\.0, 0\.0, 0\.0, 1\.0, 0\.0\], the labels are not on its frame"):
         write_seg(result_with(flipped, known_labels(flipped.shape)), tmp_path / "seg.dcm")
 
 
@@ -401,6 +464,35 @@ def test_highdicom_refusal_becomes_output_error(tmp_path):
     ds.save_as(files[0])
     vol = volume_from_files(files)
     with pytest.raises(OutputError, match="cannot build a DICOM SEG from this input"):
+        write_seg(result_with(vol, known_labels(vol.shape)), tmp_path / "seg.dcm")
+
+
+def blank(files, **values):
+    """Rewrite the files with some attributes changed (file meta kept)."""
+    for f in files:
+        ds = pydicom.dcmread(f)
+        for keyword, value in values.items():
+            setattr(ds, keyword, value)
+        ds.save_as(f)
+
+
+def test_empty_sop_uids_taken_from_file_meta(tmp_path):
+    files = write_series(tmp_path / "ct")
+    meta_uids = {str(f): pydicom.dcmread(f).file_meta.MediaStorageSOPInstanceUID for f in files}
+    blank(files, SOPClassUID="", SOPInstanceUID="")
+    vol = volume_from_files(files)
+    labels = known_labels(vol.shape)
+    out = write_seg(result_with(vol, labels), tmp_path / "seg.dcm")
+    uids = [meta_uids[f] for f in vol.metadata["dicom"]["files"]]
+    np.testing.assert_array_equal(seg_labels_by_instance(out, uids), labels)
+    assert pydicom.dcmread(out).ReferencedSeriesSequence[0].ReferencedInstanceSequence[0].ReferencedSOPClassUID == CTImageStorage
+
+
+def test_source_without_study_uid_is_refused(tmp_path):
+    files = write_series(tmp_path / "ct")
+    blank(files, StudyInstanceUID="")
+    vol = volume_from_files(files)
+    with pytest.raises(OutputError, match=r"has no StudyInstanceUID, which a DICOM SEG needs to reference it"):
         write_seg(result_with(vol, known_labels(vol.shape)), tmp_path / "seg.dcm")
 
 

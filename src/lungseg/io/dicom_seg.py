@@ -99,6 +99,10 @@ ContributingEquipmentSequence, not in its own equipment attributes (those descri
 age, size, weight and study description in the patient/study modules; BodyPartExamined at the top.
 """
 
+REQUIRED_SOURCE_UIDS = ("SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID",
+                        "FrameOfReferenceUID")
+"""UIDs every source instance must carry for the SEG to reference it and share its frame of reference."""
+
 SEGMENTS = (
     (1, "Right lung", "right"),
     (2, "Left lung", "left"),
@@ -167,14 +171,20 @@ def write_seg(res: Any, path: str | os.PathLike, *, keep_metadata: bool = False)
         raise OutputError(f"{path} is one of the source DICOM files; refusing to overwrite the input",
                           hint="choose another output path")
 
+    if labels.size and (labels.min() < 0 or labels.max() > len(SEGMENTS)):
+        raise OutputError(f"the labels hold values {np.unique(labels)[:10].tolist()}; "
+                          "a lung SEG takes 0 (outside), 1 (right lung) and 2 (left lung)",
+                          hint="pass the labels lungseg.segment returned")
     hd = _import_highdicom()
     sources = _read_sources(files, volume.metadata["dicom"].get("sop_instance_uids"))
-    frames = labels[np.newaxis] if labels.ndim == 2 else labels
-    _check_on_source_frames(volume, sources, frames.shape)
+    slices = labels[np.newaxis] if labels.ndim == 2 else labels
+    source_index = _source_frame_index(volume, sources, slices.shape)
+    frames = np.zeros((sum(len(_planes(ds)) for ds in sources),) + slices.shape[1:], np.uint8)
+    frames[source_index] = slices
 
     extra = _keep_metadata(sources[0]) if keep_metadata else Dataset()
     stripped = [_strip(ds, extra if i == 0 else None) for i, ds in enumerate(sources)]
-    seg = _build_seg(hd, stripped, frames.astype(np.uint8, copy=False))
+    seg = _build_seg(hd, stripped, frames)
     if keep_metadata and "BodyPartExamined" in extra:
         seg.BodyPartExamined = extra.BodyPartExamined
     _write_atomic(seg, path)
@@ -216,46 +226,98 @@ def _read_sources(files: list[str], sop_uids: list[str] | None) -> list[Dataset]
         if sop_uids is not None and i < len(sop_uids) and str(ds.get("SOPInstanceUID", "")) != str(sop_uids[i]):
             raise OutputError(f"the source DICOM file {f} has changed since it was read (another SOPInstanceUID)",
                               hint="segment the series again")
+        _fill_from_file_meta(ds)
+        missing = [k for k in REQUIRED_SOURCE_UIDS if not str(ds.get(k, "") or "").strip()]
+        if missing:
+            raise OutputError(f"the source DICOM file {f} has no {', '.join(missing)}, which a DICOM SEG needs "
+                              "to reference it", hint="write .nii.gz/.nrrd instead")
         sources.append(ds)
     return sources
 
 
-def _check_on_source_frames(volume, sources: list[Dataset], frames_shape: tuple[int, int, int]) -> None:
-    """Make sure label frame k lies on source file k: same size, orientation and position (within half a slice)."""
-    n_frames, rows, cols = frames_shape
-    if len(sources) != n_frames:
-        frames = int(sources[0].get("NumberOfFrames", 1)) if sources else 0
-        what = f"a multi-frame file of {frames} frames" if len(sources) == 1 and frames > 1 else f"{len(sources)} files"
-        raise OutputError(
-            f"the labels have {n_frames} slices but the source is {what}; "
-            "DICOM SEG output supports single-frame DICOM series",
-            hint="write .nii.gz/.nrrd instead",
-        )
+def _fill_from_file_meta(ds: Dataset) -> None:
+    """Some exporters leave SOPClassUID/SOPInstanceUID empty and keep them only in the file meta header."""
+    meta = getattr(ds, "file_meta", None)
+    for keyword, meta_keyword in (("SOPClassUID", "MediaStorageSOPClassUID"),
+                                  ("SOPInstanceUID", "MediaStorageSOPInstanceUID")):
+        if not str(ds.get(keyword, "") or "").strip() and meta is not None and meta.get(meta_keyword):
+            setattr(ds, keyword, meta.get(meta_keyword))
+            log.info("%s: %s taken from the file meta header", ds.filename, keyword)
+
+
+def _planes(ds: Dataset) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(ImageOrientationPatient (6,), ImagePositionPatient (3,)) of every frame of a source instance."""
+    n = int(ds.get("NumberOfFrames", 1) or 1)
+    if n == 1 and "PerFrameFunctionalGroupsSequence" not in ds:
+        iop = ds.get("ImageOrientationPatient")
+        ipp = ds.get("ImagePositionPatient")
+        return [(np.asarray(iop, float) if iop else None, np.asarray(ipp, float) if ipp else None)]
+    shared = ds.SharedFunctionalGroupsSequence[0] if "SharedFunctionalGroupsSequence" in ds else Dataset()
+    planes = []
+    for item in ds.get("PerFrameFunctionalGroupsSequence", []):
+        orient = item.get("PlaneOrientationSequence") or shared.get("PlaneOrientationSequence")
+        pos = item.get("PlanePositionSequence") or shared.get("PlanePositionSequence")
+        planes.append((np.asarray(orient[0].ImageOrientationPatient, float) if orient else None,
+                       np.asarray(pos[0].ImagePositionPatient, float) if pos else None))
+    return planes
+
+
+def _source_frame_index(volume, sources: list[Dataset], frames_shape: tuple[int, int, int]) -> np.ndarray:
+    """For each label slice, the index of the source frame it lies on (files in order, or frames of one file).
+
+    Checks size and orientation of every source frame, and positions along the slice normal
+    (within :data:`MAX_SLICE_OFFSET_FRAC` of the slice spacing).
+    """
+    n_slices, rows, cols = frames_shape
+    multiframe = len(sources) == 1 and int(sources[0].get("NumberOfFrames", 1) or 1) > 1
+    if len(sources) > 1 and any(int(ds.get("NumberOfFrames", 1) or 1) > 1 for ds in sources):
+        raise OutputError("the source mixes multi-frame files with other images; a DICOM SEG cannot reference it",
+                          hint="write .nii.gz/.nrrd instead")
+    planes = [plane for ds in sources for plane in _planes(ds)]
+    if not multiframe and len(sources) != n_slices:
+        raise OutputError(f"the labels have {n_slices} slices but the source is {len(sources)} files",
+                          hint="metadata['dicom']['files'] must list one source file per label slice")
     direction = volume.direction
-    for f, ds in zip(range(n_frames), sources):
+    for i, ds in enumerate(sources):
         if (int(ds.Rows), int(ds.Columns)) != (rows, cols):
-            raise OutputError(f"source instance {f} is {ds.Rows}×{ds.Columns} pixels but the labels are {rows}×{cols}",
+            raise OutputError(f"source instance {i} is {ds.Rows}×{ds.Columns} pixels but the labels are {rows}×{cols}",
                               hint="DICOM SEG output needs the labels on the source frames")
-        iop = np.asarray(ds.get("ImageOrientationPatient", [1, 0, 0, 0, 1, 0]), dtype=float)
+    for j, (iop, ipp) in enumerate(planes):
+        if iop is None or ipp is None:
+            raise OutputError(f"source frame {j} has no ImageOrientationPatient/ImagePositionPatient",
+                              hint="a DICOM SEG needs the source geometry; write .nii.gz/.nrrd instead")
         if not (np.allclose(iop[:3], direction[:, 0], atol=ORIENTATION_ATOL)
                 and np.allclose(iop[3:], direction[:, 1], atol=ORIENTATION_ATOL)):
-            raise OutputError(f"source instance {f} is oriented {list(iop)}, the labels are not on its frame",
+            raise OutputError(f"source frame {j} is oriented {iop.round(4).tolist()}, the labels are not on its frame",
                               hint="DICOM SEG output needs the labels in the source's own orientation")
-    if volume.ndim == 3 and n_frames > 1:
-        normal = direction[:, 2]
-        tol_mm = MAX_SLICE_OFFSET_FRAC * volume.spacing[0]
-        index = np.zeros((n_frames, 4))
-        index[:, 0] = np.arange(n_frames)
-        index[:, 3] = 1.0
-        expected = (index @ volume.affine.T)[:, :3] @ normal
-        found = np.array([np.asarray(ds.ImagePositionPatient, float) @ normal for ds in sources])
-        worst = int(np.argmax(np.abs(found - expected)))
-        if abs(found[worst] - expected[worst]) > tol_mm:
-            raise OutputError(
-                f"source file {worst} lies {found[worst] - expected[worst]:.2f} mm from label slice {worst}: "
-                "the files are not in the labels' slice order",
-                hint="metadata['dicom']['files'] must list the source files in array slice order",
-            )
+    if volume.ndim == 2:
+        if len(planes) != 1:
+            raise OutputError(f"the labels are one 2D slice but the source has {len(planes)} frames",
+                              hint="write .nii.gz/.nrrd instead")
+        return np.zeros(1, int)
+    normal = direction[:, 2]
+    index = np.zeros((n_slices, 4))
+    index[:, 0] = np.arange(n_slices)
+    index[:, 3] = 1.0
+    expected = (index @ volume.affine.T)[:, :3] @ normal
+    found = np.array([ipp @ normal for _, ipp in planes])
+    tol_mm = MAX_SLICE_OFFSET_FRAC * volume.spacing[0]
+    if multiframe:
+        nearest = np.argmin(np.abs(expected[:, None] - found[None, :]), axis=1)
+        offsets = found[nearest] - expected
+        if np.abs(offsets).max() > tol_mm or len(set(nearest.tolist())) != n_slices:
+            raise OutputError("the label slices do not each lie on their own frame of the multi-frame source",
+                              hint="DICOM SEG output needs the labels on the source frames")
+        return nearest
+    offsets = found - expected
+    worst = int(np.argmax(np.abs(offsets)))
+    if abs(offsets[worst]) > tol_mm:
+        raise OutputError(
+            f"source file {worst} lies {offsets[worst]:.2f} mm from label slice {worst}: "
+            "the files are not in the labels' slice order",
+            hint="metadata['dicom']['files'] must list the source files in array slice order",
+        )
+    return np.arange(n_slices)
 
 
 def _keep_metadata(first: Dataset) -> Dataset:
@@ -272,6 +334,10 @@ def _strip(ds: Dataset, extra: Dataset | None) -> Dataset:
     for keyword in IDENTITY_ATTRIBUTES + GEOMETRY_ATTRIBUTES:
         if keyword in ds:
             out.add(ds.data_element(keyword))
+    if "PerFrameFunctionalGroupsSequence" in ds:  # multi-frame: keep only the geometry macros
+        out.NumberOfFrames = ds.NumberOfFrames
+        out.SharedFunctionalGroupsSequence = [_geometry_groups(g) for g in ds.get("SharedFunctionalGroupsSequence", [])]
+        out.PerFrameFunctionalGroupsSequence = [_geometry_groups(g) for g in ds.PerFrameFunctionalGroupsSequence]
     if extra is not None:
         out.update(extra)
     # highdicom maps the source IOD from its SOP class; Patient and Study identity are Type 2 there.
@@ -279,6 +345,15 @@ def _strip(ds: Dataset, extra: Dataset | None) -> Dataset:
                     "StudyDate", "StudyTime", "AccessionNumber"):
         if keyword not in out:
             setattr(out, keyword, None)
+    return out
+
+
+def _geometry_groups(item: Dataset) -> Dataset:
+    """A functional groups item reduced to the plane position, orientation and pixel measures."""
+    out = Dataset()
+    for keyword in ("PlanePositionSequence", "PlaneOrientationSequence", "PixelMeasuresSequence"):
+        if keyword in item:
+            out.add(item.data_element(keyword))
     return out
 
 

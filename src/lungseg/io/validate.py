@@ -108,7 +108,8 @@ def resolve_spacing(spacing, ndim: int, *, source: str = "the image") -> tuple[f
 
 
 def compact_dtype(values: np.ndarray) -> np.ndarray:
-    """Real-valued pixel data in the smallest faithful dtype: int16 or int32 when integral, else float32.
+    """Pixel data in a compact faithful dtype: 8/16-bit integers are kept, wider integers and integral
+    floats become int16 (or int32 when the values need it), other floats float32.
 
     Examples
     --------
@@ -117,9 +118,9 @@ def compact_dtype(values: np.ndarray) -> np.ndarray:
     (dtype('int16'), dtype('float32'))
     """
     values = np.asarray(values)
-    if values.dtype.kind in "iub":
+    if values.dtype.kind == "b" or (values.dtype.kind in "iu" and values.dtype.itemsize <= 2):
         return values
-    if not (np.all(np.isfinite(values)) and np.array_equal(values, np.rint(values))):
+    if values.dtype.kind == "f" and not (np.all(np.isfinite(values)) and np.array_equal(values, np.rint(values))):
         return values.astype(np.float32)
     lo, hi = (values.min(), values.max()) if values.size else (0, 0)
     for dt in (np.int16, np.int32):

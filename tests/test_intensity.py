@@ -132,6 +132,27 @@ def test_wrapped_unsigned_padding_at_the_top_is_fixed():
     assert abs(lung + 850) < 10 and abs(body - 40) < 10
 
 
+def test_offset_32768_is_fixed():
+    img = phantom_hu(-1024)
+    raw = (img.astype(np.int32) + 32768).astype(np.uint16)
+    out, info = to_hu(Volume(raw, (0.7, 0.7)))
+    ref, _ = to_hu(Volume(img, (0.7, 0.7)))
+    assert info.path == "hu-fixed" and info.details["offset_hu"] == 32768
+    assert np.array_equal(out, ref)
+
+
+def test_a_few_values_below_air_are_clipped_even_when_the_sample_misses_them():
+    img = np.tile(phantom_hu(-1000), (3, 12, 12))[:, :1100, :1100]  # more pixels than the sample holds
+    img[1, 500, 501] = -1500
+    out, info = to_hu(Volume(img, (1.0, 1.0, 1.0)))
+    assert info.path == "hu" and float(out.min()) == AIR_HU and "padding_fixed" in info.flags
+
+
+def test_uniform_hu_image_is_taken_as_hu_with_a_warning():
+    _, info = to_hu(Volume(np.full((32, 32), -1000, np.int16), (1.0, 1.0)))
+    assert info.path == "hu" and any("uniform" in w for w in info.warnings)
+
+
 def test_hu_true_trusts_the_values():
     img = phantom_hu(-2048) + 1024
     out, info = to_hu(Volume(img, (0.7, 0.7)), hu=True)

@@ -184,9 +184,10 @@ def to_hu(
     >>> arr, info = to_hu(Volume(img, (1.0, 1.0)))
     >>> info.path, float(arr.min()), float(arr[16, 16])
     ('hu', -1024.0, 40.0)
-    >>> arr, info = to_hu(Volume(np.uint8([[0, 255]] * 16 * 8).reshape(16, 16)), window=(-1000, 1000))
-    >>> info.path, float(arr.max())
-    ('window', 1000.0)
+    >>> picture = np.zeros((16, 16), np.uint8); picture[:, 8:] = 255
+    >>> arr, info = to_hu(Volume(picture, (1.0, 1.0)), window=(-1000, 1000))
+    >>> info.path, float(arr.min()), float(arr.max())
+    ('window', -1000.0, 1000.0)
     """
     arr = np.asarray(volume.array)
     if window is not None:
@@ -231,10 +232,7 @@ def _is_windowed_storage(arr: np.ndarray, metadata: dict) -> bool:
     """True for images whose values cannot be HU: 8-bit storage, or floats within [0, 1]."""
     if arr.dtype in (np.uint8, np.int8) or metadata.get("bit_depth") == 8:
         return True
-    if arr.dtype.kind == "f":
-        sample = _sample(arr)
-        return float(sample.min()) >= 0.0 and float(arr.max()) <= 1.0 and float(arr.min()) >= 0.0
-    return False
+    return arr.dtype.kind == "f" and float(arr.min()) >= 0.0 and float(arr.max()) <= 1.0
 
 
 def _classify_and_convert(arr: np.ndarray) -> tuple[np.ndarray, IntensityInfo]:
@@ -304,7 +302,7 @@ def _hu_path(arr: np.ndarray, *, offset: float, path: str, extra_warning: str | 
     if outside is not None:
         fov_mask = ~outside
         details["outside_fov_frac"] = round(float(np.count_nonzero(outside)) / arr.size, 4)
-    if below or high_pads.size:
+    if below or high_pads.size or float(hu.min()) < AIR_HU:  # the sample may miss a few pixels below air
         np.maximum(hu, np.float32(AIR_HU), out=hu)
         if high_pads.size:
             hu[np.isin(arr, (high_pads + offset).astype(arr.dtype))] = AIR_HU
@@ -585,9 +583,12 @@ def _sample(arr: np.ndarray) -> np.ndarray:
 
 
 def _without_extreme_pads(sample: np.ndarray) -> np.ndarray:
-    """``sample`` without exact-value populations at its minimum and maximum (padding, saturation)."""
+    """``sample`` without exact-value populations at its minimum and at an implausibly high maximum
+    (padding, wrapped unsigned padding, saturation)."""
     keep = np.ones(sample.shape, bool)
     for value in (sample.min(), sample.max()):
+        if value == sample.max() and value <= MAX_PLAUSIBLE_HU:
+            continue  # a bright population within the HU range is tissue, bone or contrast
         hit = sample == value
         if np.count_nonzero(hit) >= _MIN_PADDING_FRAC * sample.size:
             keep &= ~hit

@@ -1,0 +1,224 @@
+"""The segmentation steps on synthetic chest phantoms whose answer is known by construction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lungseg.segmentation.frame import Frame, block_mean, upsample
+from lungseg.segmentation.pipeline import segment_hu
+from lungseg.segmentation.steps import grow_labels_mm
+from lungseg.settings import Settings
+from lungseg.volume import Volume
+
+SPACING = (5.0, 4.0, 4.0)
+
+
+def phantom(*, touching: bool = False, fov: bool = False, shape=(40, 96, 96)):
+    """A chest phantom in LPS order (z up, y posterior, x to the patient's left), 5 x 4 x 4 mm voxels.
+
+    Returns the HU image and the truth: right lung, left lung, airway (trachea and main bronchi
+    outside the lungs), body (without table).
+    """
+    nz, ny, nx = shape
+    z, y, x = np.mgrid[:nz, :ny, :nx].astype(float)
+    cy, cx = ny / 2, nx / 2
+    hu = np.full(shape, -1000.0)
+    body = ((y - cy) / 28) ** 2 + ((x - cx) / 40) ** 2 <= 1
+    hu[body] = 40
+    hu[:, int(cy + 32):int(cy + 35), :] = 200  # the table, under the back, with an air gap
+    offset = 13 if touching else 18
+    right = ((x - (cx - offset)) / 13) ** 2 + ((y - (cy - 2)) / 18) ** 2 + ((z - 18) / 15) ** 2 <= 1
+    left = ((x - (cx + offset)) / 13) ** 2 + ((y - (cy - 2)) / 18) ** 2 + ((z - 18) / 15) ** 2 <= 1
+    left &= ~right
+    hu[right | left] = -850
+    vessels = (right | left) & (y % 6 == 0) & (x % 6 == 0)
+    hu[vessels] = 40
+    airway = (z >= 27) & ((y - (cy - 8)) ** 2 + (x - cx) ** 2 <= 2.5**2)
+    for side in (-1, 1):
+        t = np.clip((27 - z) / 6, 0, 1)
+        bronchus = (z <= 27) & (z >= 21) & ((y - (cy - 8)) ** 2 + (x - (cx + side * 12 * t)) ** 2 <= 1.6**2)
+        airway |= bronchus
+    hu[airway] = -1000
+    if fov:
+        hu[(y - cy) ** 2 + (x - cx) ** 2 > (nx / 2 - 2) ** 2] = -1024
+    # a bronchus inside a lung is lung (dense lungs); the airway to exclude is the part outside them
+    return hu, right, left, airway & ~(right | left), body
+
+
+def dice(a, b):
+    return 2 * np.logical_and(a, b).sum() / (a.sum() + b.sum())
+
+
+def run(hu, spacing=SPACING, direction=None, known=True, settings=None):
+    vol = Volume(hu, spacing, direction=np.eye(3) if direction is None else direction,
+                 metadata={"spacing_known": known})
+    return segment_hu(hu.astype(np.float32), vol, settings or Settings())
+
+
+@pytest.fixture(scope="module")
+def chest():
+    hu, right, left, airway, body = phantom()
+    return hu, right, left, airway, body, run(hu)
+
+
+def test_two_lungs_on_the_right_sides(chest):
+    hu, right, left, _, _, out = chest
+    assert dice(out.labels == 1, right) > 0.9
+    assert dice(out.labels == 2, left) > 0.9
+    assert "no_lung_found" not in out.flags
+
+
+def test_trachea_and_bronchi_excluded(chest):
+    _, _, _, airway, _, out = chest
+    assert (out.labels[airway] > 0).mean() <= 0.05
+    assert not (out.labels[airway & (np.arange(airway.shape[0]) >= 30)[:, None, None]] > 0).any()  # trachea above the lungs
+
+
+def test_no_table_no_outside_air(chest):
+    hu, _, _, _, body, out = chest
+    assert not (out.labels[~body] > 0).any()
+    assert not out.body[hu == 200].any()  # the table is not the patient
+    assert not out.body[0, 0, 0]
+
+
+def test_dense_vessels_inside(chest):
+    hu, right, left, _, _, out = chest
+    from scipy import ndimage as ndi
+
+    inner = ndi.binary_erosion(right | left, iterations=2)
+    vessels = inner & (hu == 40)
+    assert vessels.sum() > 50
+    assert (out.labels[vessels] > 0).all()
+
+
+def test_touching_lungs_are_split():
+    hu, right, left, _, _ = phantom(touching=True)
+    out = run(hu)
+    assert set(np.unique(out.labels)) == {0, 1, 2}
+    assert dice(out.labels == 1, right) > 0.85
+    assert dice(out.labels == 2, left) > 0.85
+
+
+def test_flipped_array_flips_the_mask(chest):
+    hu, _, _, _, _, out = chest
+    # same patient, array stored right-to-left with the direction saying so: same anatomy
+    flipped = run(hu[:, :, ::-1].copy(), direction=np.diag([-1.0, 1.0, 1.0]))
+    np.testing.assert_array_equal(flipped.labels, out.labels[:, :, ::-1])
+    # the array flipped but the geometry unchanged: the patient is mirrored, so right and left swap
+    mirrored = run(hu[:, :, ::-1].copy())
+    swapped = np.choose(out.labels[:, :, ::-1], [0, 2, 1]).astype(np.uint8)
+    np.testing.assert_array_equal(mirrored.labels, swapped)
+
+
+def test_rotated_direction_same_anatomy(chest):
+    hu, _, _, _, _, out = chest
+    # rows and columns exchanged, the direction cosines saying columns run along y and rows along x
+    direction = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    rotated = run(hu.transpose(0, 2, 1).copy(), direction=direction)
+    np.testing.assert_array_equal(rotated.labels, out.labels.transpose(0, 2, 1))
+
+
+def test_upside_down_volume(chest):
+    hu, _, _, _, _, out = chest
+    flipped = run(hu[::-1].copy(), direction=np.diag([1.0, 1.0, -1.0]))
+    np.testing.assert_array_equal(flipped.labels, out.labels[::-1])
+
+
+def test_circular_fov_padding():
+    hu, right, left, _, _ = phantom(fov=True)
+    out = run(hu)
+    assert dice(out.labels == 1, right) > 0.9
+    assert dice(out.labels == 2, left) > 0.9
+
+
+def test_all_soft_tissue_is_empty_with_flag():
+    out = run(np.full((10, 40, 40), 40.0))
+    assert out.labels.max() == 0 and out.labels.dtype == np.uint8
+    assert out.flags == ["no_lung_found"]
+
+
+def test_gas_only_is_not_lung():
+    hu, _, _, _, body = phantom()
+    hu[hu == -850] = -1000  # a body full of homogeneous gas (bowel-like), no lung texture
+    out = run(hu)
+    assert "no_lung_found" in out.flags
+
+
+def test_2d_slice_agrees_with_3d(chest):
+    hu, _, _, _, _, out = chest
+    z = 18
+    slice_out = segment_hu(hu[z].astype(np.float32), Volume(hu[z], SPACING[1:]), Settings())
+    assert slice_out.labels.shape == hu[z].shape
+    for value in (1, 2):
+        assert dice(slice_out.labels == value, out.labels[z] == value) > 0.9
+
+
+def test_tiny_2d_without_spacing():
+    hu, right, left, _, _ = phantom()
+    small = block_mean(hu[18][None], (1, 2, 2))[0]  # 48 x 48 pixels, 8 mm each, spacing not given
+    out = run(small, spacing=(1.0, 1.0), known=False)
+    assert "pixel_size_estimated" in out.flags
+    assert out.spacing == pytest.approx((330 / 40, 330 / 40), rel=0.1)
+    for value, truth in ((1, right[18]), (2, left[18])):
+        truth_small = block_mean(truth[None].astype(float), (1, 2, 2))[0] > 0.5
+        assert dice(out.labels == value, truth_small) > 0.85
+
+
+def test_thick_slices():
+    hu, right, left, _, _ = phantom()
+    out = run(hu[::2].copy(), spacing=(10.0, 4.0, 4.0))
+    assert dice(out.labels == 1, right[::2]) > 0.85
+    assert dice(out.labels == 2, left[::2]) > 0.85
+
+
+def test_same_area_at_two_resolutions():
+    hu, _, _, _, _ = phantom()
+    coarse = run(hu[18], spacing=(4.0, 4.0))
+    fine_hu = np.repeat(np.repeat(hu[18], 4, axis=0), 4, axis=1)
+    fine = run(fine_hu, spacing=(1.0, 1.0))
+    for value in (1, 2):
+        a = (coarse.labels == value).sum() * 16.0
+        b = (fine.labels == value).sum() * 1.0
+        assert abs(a - b) / a < 0.05
+
+
+def test_cut_lung_flags():
+    hu, _, _, _, _ = phantom()
+    out = run(hu[10:30].copy())
+    assert "lung_cut_at_first_slice" in out.flags and "lung_cut_at_last_slice" in out.flags
+
+
+def test_one_lung_only():
+    hu, right, left, _, _ = phantom()
+    hu[left] = 40  # the left lung is opacified (effusion)
+    out = run(hu)
+    assert "one_lung_only" in out.flags
+    assert set(np.unique(out.labels)) == {0, 1}
+
+
+def test_frame_round_trip():
+    vol = Volume(np.arange(24.0).reshape(2, 3, 4), (1, 1, 1), direction=np.array([[0, 0, -1], [1, 0, 0], [0, -1, 0.0]]))
+    frame = Frame.of(vol)
+    canon = frame.to_canonical(vol.array)
+    np.testing.assert_array_equal(frame.from_canonical(canon), vol.array)
+
+
+def test_block_mean_and_upsample_shapes():
+    a = np.arange(2 * 5 * 7, dtype=float).reshape(2, 5, 7)
+    small = block_mean(a, (1, 2, 2))
+    assert small.shape == (2, 3, 4)
+    assert upsample(small, (1, 2, 2), a.shape).shape == a.shape
+
+
+def test_grow_labels_mm_keeps_labels_and_margin():
+    labels = np.zeros((1, 20, 20), np.uint8)
+    labels[0, 5, 5] = 1
+    labels[0, 5, 15] = 2
+    grown = grow_labels_mm(labels, (1.0, 2.0, 2.0), 4.0)
+    assert grown[0, 5, 7] == 1 and grown[0, 5, 13] == 2
+    assert grown[0, 5, 8] == 0  # 6 mm away from both
+    within = np.zeros_like(labels, bool)
+    within[0, :, :10] = True
+    clipped = grow_labels_mm(labels, (1.0, 2.0, 2.0), 4.0, within=within)
+    assert clipped[0, 5, 13] == 0 and clipped[0, 5, 15] == 2  # clipped to ``within``; lung voxels stay

@@ -1,0 +1,63 @@
+"""Segmentation accuracy on the real cases of ../shared/data (skipped when the folder is absent)."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+import lungseg
+from conftest import shared
+
+pytestmark = pytest.mark.data
+
+
+def dice(a, b):
+    return 2 * np.logical_and(a, b).sum() / (a.sum() + b.sum())
+
+
+@pytest.fixture(scope="module")
+def cip():
+    ct = shared("cip", "ct-64.nrrd")
+    result = lungseg.segment(ct)
+    whole = lungseg.read(shared("cip", "wholeLung-64.nrrd")).array > 0
+    lm = lungseg.read(shared("cip", "lm-64.nrrd")).array.astype(np.int64)
+    return result, whole, lm & 255, lm >> 8
+
+
+def test_cip_whole_lung_dice(cip):
+    result, whole, _, _ = cip
+    assert dice(result.lung, whole) >= 0.985
+
+
+def test_cip_right_and_left_dice(cip):
+    result, _, region, _ = cip
+    assert dice(result.labels == 1, np.isin(region, (12, 13, 14))) >= 0.98
+    assert dice(result.labels == 2, np.isin(region, (9, 10, 11))) >= 0.98
+
+
+def test_cip_rotated_direction_gives_the_same_labels(cip):
+    result = cip[0]
+    rotated = lungseg.segment(shared("cip", "ct-64-transformed.nrrd"))
+    assert (rotated.labels == result.labels).mean() > 0.999
+
+
+def none_slices(folder: str, limit: int = 6):
+    path = shared(folder, "LABELS.tsv")
+    with open(path, newline="") as fh:
+        rows = [r for r in csv.DictReader(fh, delimiter="\t") if r["lung_area"] == "none" and r["view"] == "axial"]
+    return [path.parent / r["file"] for r in rows[:limit]]
+
+
+def test_no_lung_slices_are_empty():
+    paths = none_slices("ct-medical-images") + none_slices("covid-ny-sbu", 2)
+    empty = [lungseg.segment(p).labels.max() == 0 for p in paths]
+    assert sum(empty) >= len(paths) - 1, f"{len(paths) - sum(empty)} of {len(paths)} no-lung slices got a mask"
+
+
+def test_kmader_normalised_slices():
+    x = np.load(shared("kmader", "x_train.npy"))[::7, ..., 0]
+    y = np.load(shared("kmader", "y_train.npy"))[::7, ..., 0] > 0.5
+    scores = [dice(lungseg.segment(img).lung, ref) for img, ref in zip(x, y)]
+    assert np.mean(scores) >= 0.95

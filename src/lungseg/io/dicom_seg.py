@@ -3,7 +3,11 @@
 The SEG has one segment per lung (1 = right, 2 = left, as in the label mask), each coded as
 SNOMED CT "Lung" with the laterality "Right" or "Left" as a property type modifier, and the
 algorithm identified as lungseg (its version, family "Morphological Operations", automatic).
-Its frames reference the source CT instances one to one (frames without lung are left out).
+Its frames reference the source CT instances one to one (frames without lung are left out; a SEG
+without any lung keeps all its empty frames, as the standard needs at least one). The source is a
+single-frame series (one file per label slice, in array slice order, as the reader records it in
+``metadata["dicom"]["files"]``), one 2D slice, or one multi-frame (enhanced) CT file whose frames
+are matched to the label slices by position.
 
 What is copied from the source header
 -------------------------------------
@@ -127,7 +131,8 @@ def write_seg(res: Any, path: str | os.PathLike, *, keep_metadata: bool = False)
     res : lungseg.api.SegmentationResult
         ``res.labels`` (uint8, shape (P, R, C) or (R, C): 0 outside, 1 right lung, 2 left lung) on
         the grid of ``res.volume``, which must come from DICOM: ``res.volume.metadata["dicom"]["files"]``
-        lists the source files in array slice order (index 0 = ``files[0]``).
+        lists the source files in array slice order (index 0 = ``files[0]``), or holds the one
+        multi-frame file whose frames the slices lie on.
     path : str or PathLike
         Where to write the SEG (``.dcm``). Written whole or not at all.
     keep_metadata : bool
@@ -178,8 +183,8 @@ def write_seg(res: Any, path: str | os.PathLike, *, keep_metadata: bool = False)
     hd = _import_highdicom()
     sources = _read_sources(files, volume.metadata["dicom"].get("sop_instance_uids"))
     slices = labels[np.newaxis] if labels.ndim == 2 else labels
-    source_index = _source_frame_index(volume, sources, slices.shape)
-    frames = np.zeros((sum(len(_planes(ds)) for ds in sources),) + slices.shape[1:], np.uint8)
+    source_index, n_source_frames = _source_frame_index(volume, sources, slices.shape)
+    frames = np.zeros((n_source_frames,) + slices.shape[1:], np.uint8)
     frames[source_index] = slices
 
     extra = _keep_metadata(sources[0]) if keep_metadata else Dataset()
@@ -262,8 +267,9 @@ def _planes(ds: Dataset) -> list[tuple[np.ndarray, np.ndarray]]:
     return planes
 
 
-def _source_frame_index(volume, sources: list[Dataset], frames_shape: tuple[int, int, int]) -> np.ndarray:
-    """For each label slice, the index of the source frame it lies on (files in order, or frames of one file).
+def _source_frame_index(volume, sources: list[Dataset], frames_shape: tuple[int, int, int]) -> tuple[np.ndarray, int]:
+    """For each label slice, the index of the source frame it lies on (files in order, or frames of one file);
+    also the number of source frames.
 
     Checks size and orientation of every source frame, and positions along the slice normal
     (within :data:`MAX_SLICE_OFFSET_FRAC` of the slice spacing).
@@ -294,7 +300,7 @@ def _source_frame_index(volume, sources: list[Dataset], frames_shape: tuple[int,
         if len(planes) != 1:
             raise OutputError(f"the labels are one 2D slice but the source has {len(planes)} frames",
                               hint="write .nii.gz/.nrrd instead")
-        return np.zeros(1, int)
+        return np.zeros(1, int), 1
     normal = direction[:, 2]
     index = np.zeros((n_slices, 4))
     index[:, 0] = np.arange(n_slices)
@@ -308,7 +314,7 @@ def _source_frame_index(volume, sources: list[Dataset], frames_shape: tuple[int,
         if np.abs(offsets).max() > tol_mm or len(set(nearest.tolist())) != n_slices:
             raise OutputError("the label slices do not each lie on their own frame of the multi-frame source",
                               hint="DICOM SEG output needs the labels on the source frames")
-        return nearest
+        return nearest, len(planes)
     offsets = found - expected
     worst = int(np.argmax(np.abs(offsets)))
     if abs(offsets[worst]) > tol_mm:
@@ -317,7 +323,7 @@ def _source_frame_index(volume, sources: list[Dataset], frames_shape: tuple[int,
             "the files are not in the labels' slice order",
             hint="metadata['dicom']['files'] must list the source files in array slice order",
         )
-    return np.arange(n_slices)
+    return np.arange(n_slices), len(planes)
 
 
 def _keep_metadata(first: Dataset) -> Dataset:
@@ -398,6 +404,7 @@ def _build_seg(hd, sources: list[Dataset], frames: np.ndarray):
             series_description="lungseg lungs",
             content_label="LUNGS",
             content_description="Right and left lungs segmented by lungseg",
+            omit_empty_frames=bool(frames.any()),  # highdicom keeps all frames of an empty SEG anyway (and warns)
         )
     except ValueError as err:  # highdicom's checks of the source images and labels
         raise OutputError(f"cannot build a DICOM SEG from this input: {err}",

@@ -81,6 +81,16 @@ def test_hu_padding_becomes_air_and_fov_is_found(pad):
         assert "padding_fixed" in info.flags and info.details["padding_values_hu"] == [float(pad)]
 
 
+def test_wrong_padding_tag_is_reported_not_used():
+    img = phantom_hu(-2048)
+    out, info = to_hu(Volume(img, (0.7, 0.7), metadata={"dicom": {"pixel_padding_value": 62512.0}}))
+    assert info.details["pixel_padding_tag_hu"] == 62512.0
+    assert info.details["pixel_padding_tag_matches"] is False
+    assert info.details["padding_values_hu"] == [-2048.0] and float(out.min()) == AIR_HU
+    _, info = to_hu(Volume(img, (0.7, 0.7), metadata={"dicom": {"pixel_padding_value": -2048.0}}))
+    assert info.details["pixel_padding_tag_matches"] is True
+
+
 def test_hu_without_padding_has_unknown_fov_and_is_unchanged():
     img = phantom_hu(-1000)  # no padding: the outside of the circle is ordinary air
     img[0, 0] = -1000

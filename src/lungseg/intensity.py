@@ -71,7 +71,7 @@ span a soft-tissue window of this width centred near ``SOFT_TISSUE_HU``."""
 
 PATHS = ("hu", "hu-fixed", "calibrated", "window")
 
-_MAX_SAMPLES = 1 << 20
+_MAX_SAMPLES = 1 << 18
 _MIN_PADDING_FRAC = 0.005
 """A padding value holds at least this fraction of the pixels."""
 _GAP_WIDTH_FRAC = 0.08
@@ -209,10 +209,23 @@ def to_hu(
         out, info = _calibrated_path(arr, reason="8-bit or [0, 1] values are a windowed or normalised picture, not HU")
     else:
         out, info = _classify_and_convert(arr)
+    _compare_padding_tag(info, volume.metadata)
     for text in info.warnings:
         log.warning("%s: %s", volume.metadata.get("path", "image"), text)
     log.info("intensity path %s (%s)", info.path, ", ".join(info.flags) or "no flags")
     return out, info
+
+
+def _compare_padding_tag(info: IntensityInfo, metadata: dict) -> None:
+    """Record the DICOM PixelPaddingValue (array units) beside the padding found in the image.
+
+    The tag is only reported, never used: it is often missing or wrong."""
+    tag = (metadata.get("dicom") or {}).get("pixel_padding_value")
+    if tag is None or not info.is_true_hu:
+        return
+    tag_hu = float(tag) - float(info.details.get("offset_hu", 0.0))
+    info.details["pixel_padding_tag_hu"] = tag_hu
+    info.details["pixel_padding_tag_matches"] = tag_hu in info.details.get("padding_values_hu", [])
 
 
 # -- choosing the path ------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ COMMANDS = {
     "segment": "lungseg.cli.segment",
     "demo": "lungseg.cli.demo",
     "evaluate": "lungseg.cli.evaluate",
+    "batch": "lungseg.cli.batch",
 }
 
 EXIT_OK = 0

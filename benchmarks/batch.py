@@ -1,0 +1,198 @@
+"""Benchmark of ``lungseg batch`` on 40 real cases: throughput, overhead, memory. Prints a table.
+
+Cases (links to ../shared/data, nothing copied but the kmader slices, saved as PNG): the DICOM series
+cip/ct-64Dicom and the two lung-pet-ct-dx reconstructions, cip ct-64 / ct-64-transformed / TestInput
+NRRD files, totalseg example_ct.nii.gz, 11 ct-medical-images DICOM slices, 6 covid-ny-sbu DICOM slices
+and 10 kmader slices.
+
+Measured, each in a fresh process, wall time from start to exit:
+* ``lungseg batch IN OUT --workers 1`` and ``--workers 2`` (40 cases): throughput and its ratio;
+* a plain loop ``lungseg.segment`` + the same outputs (mask, QC, report) in one process: the work
+  without the batch machinery; the overhead is (batch --workers 1 - loop) / loop;
+* peak memory with --workers 2 for 20 and for 40 cases: the largest single process (ru_maxrss) and the
+  whole process tree (sampled every 0.1 s from /proc).
+
+Usage: python benchmarks/batch.py [--data ../shared/data] [--repeat 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+LOOP_SCRIPT = r"""
+import json, sys, time
+from pathlib import Path
+import lungseg
+from lungseg.batch import discover_cases
+from lungseg.io import write_labels
+from lungseg.measure import write_report
+from lungseg.render import write_qc
+t0 = time.perf_counter()
+src, out = Path(sys.argv[1]), Path(sys.argv[2])
+seg_s = 0.0
+for case in discover_cases(src).cases:
+    base = out / case.out_base
+    base.parent.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    res = lungseg.segment(case.input, series_uid=case.series_uid)
+    seg_s += time.perf_counter() - t
+    ext = ".png" if case.kind == "image2d" else ".nii.gz"
+    mask = write_labels(res.labels, res.volume, f"{base}.mask{ext}")
+    qc = write_qc(res, f"{base}.qc.png")
+    write_report(res, f"{base}.report.json", outputs={"mask": mask, "qc": qc})
+print(json.dumps({"segment_s": seg_s, "loop_s": time.perf_counter() - t0}))
+"""
+
+MEASURE_SCRIPT = r"""
+import json, resource, subprocess, sys, time
+t0 = time.perf_counter()
+rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+wall = time.perf_counter() - t0
+print(json.dumps({"rc": rc, "wall_s": wall, "max_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+"""
+
+
+def _link(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(src, dst)
+
+
+def build_tree(data: Path, root: Path) -> list[str]:
+    """Lay out the 40 cases under ``root``; returns the names of the first-level folders, one per case."""
+    from PIL import Image
+
+    names = []
+
+    def folder(name: str) -> Path:
+        names.append(name)
+        return root / name
+
+    for series in ("cip/ct-64Dicom", *sorted(str(p.relative_to(data)) for p in (data / "lung-pet-ct-dx").glob("*/*/*") if p.is_dir())):
+        target = folder(f"dicom{len(names):02d}")
+        for f in sorted((data / series).iterdir()):
+            _link(f, target / f.name)
+    for i, name in enumerate(["ct-64.nrrd", "ct-64-transformed.nrrd", "TestInput.nrrd"] * 3):
+        _link(data / "cip" / name, folder(f"nrrd{i:02d}") / name)
+    _link(data / "totalseg" / "example_ct.nii.gz", folder("nifti00") / "example_ct.nii.gz")
+    for i, f in enumerate(sorted((data / "ct-medical-images").glob("*.dcm"))[:11]):
+        _link(f, folder(f"slice{i:02d}") / f.name)
+    for i, f in enumerate(sorted((data / "covid-ny-sbu").glob("*/axial/*.dcm"))[:6]):
+        _link(f, folder(f"covid{i:02d}") / f.name)
+    x = np.load(data / "kmader" / "x_train.npy")
+    for i in range(10):
+        k = i * (len(x) // 10)
+        target = folder(f"kmader{i:02d}") / f"kmader_{k:03d}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.clip(x[k, :, :, 0] * 255, 0, 255).astype(np.uint8)).save(target)
+    return names
+
+
+def measure(cmd: list[str], sample_tree: bool = False) -> dict:
+    """Run ``cmd`` in a wrapper process; wall time, exit code, largest process peak RSS, peak tree RSS."""
+    wrapper = subprocess.Popen([sys.executable, "-c", MEASURE_SCRIPT, *cmd], stdout=subprocess.PIPE, text=True)
+    peak_tree = 0
+    while wrapper.poll() is None:
+        if sample_tree:
+            peak_tree = max(peak_tree, _tree_rss_kb(wrapper.pid))
+        time.sleep(0.1)
+    out = json.loads(wrapper.stdout.read())
+    out["tree_peak_mb"] = peak_tree / 1024 if sample_tree else None
+    return out
+
+
+def _tree_rss_kb(pid: int) -> int:
+    """Sum of VmRSS of ``pid`` and all its descendants (Linux /proc)."""
+    total, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+            for task in Path(f"/proc/{p}/task").iterdir():
+                stack += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+def batch_cmd(src: Path, out: Path, workers: int) -> list[str]:
+    return [sys.executable, "-c", "from lungseg.cli import entry; entry()", "-q", "batch", str(src), str(out),
+            "--workers", str(workers)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each timing (the best is kept)")
+    args = parser.parse_args(argv)
+    if not args.data.is_dir():
+        print(f"benchmark data folder {args.data} not found", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="lungseg-bench-") as tmp:
+        tmp = Path(tmp)
+        names = build_tree(args.data, tmp / "in40")
+        n = len(names)
+        for name in names[::2]:  # the first 20 cases: real folders of links (the walk does not follow linked folders)
+            (tmp / "in20" / name).mkdir(parents=True)
+            for f in (tmp / "in40" / name).iterdir():
+                os.symlink(os.path.realpath(f), tmp / "in20" / name / f.name)
+
+        def best(make_cmd, **kw):
+            return min((measure(make_cmd(r), **kw) for r in range(args.repeat)), key=lambda m: m["wall_s"])
+
+        def run_loop(r):
+            t0 = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-c", LOOP_SCRIPT, str(tmp / "in40"), str(tmp / f"loop{r}")],
+                                  capture_output=True, text=True, check=True)
+            return {"wall_s": time.perf_counter() - t0, **json.loads(proc.stdout.strip().splitlines()[-1])}
+
+        loop = min((run_loop(r) for r in range(args.repeat)), key=lambda m: m["wall_s"])
+        w1 = best(lambda r: batch_cmd(tmp / "in40", tmp / f"w1_{r}", 1))
+        w2 = best(lambda r: batch_cmd(tmp / "in40", tmp / f"w2_{r}", 2), sample_tree=True)
+        w2_20 = best(lambda r: batch_cmd(tmp / "in20", tmp / f"w2_20_{r}", 2), sample_tree=True)
+        resume = measure(batch_cmd(tmp / "in40", tmp / "w2_0", 2))
+        n20 = len(names[::2])
+        with open(tmp / "w1_0" / "results.csv") as fh:
+            failed = sum(1 for line in fh if ",failed," in line)
+
+    def tput(m):
+        return 60.0 * n / m["wall_s"]
+
+    rows = [
+        ("cases", f"{n} ({failed} failed)"),
+        ("plain loop segment+outputs, wall (one process)", f"{loop['wall_s']:.1f} s"),
+        ("  of which lungseg.segment", f"{loop['segment_s']:.1f} s"),
+        ("batch --workers 1, wall", f"{w1['wall_s']:.1f} s  ({tput(w1):.1f} cases/min)"),
+        ("batch --workers 2, wall", f"{w2['wall_s']:.1f} s  ({tput(w2):.1f} cases/min)"),
+        ("throughput ratio workers 2 / 1 (target >= 1.7)", f"{w1['wall_s'] / w2['wall_s']:.2f}"),
+        ("batch machinery overhead (w1 - loop) / loop (target < 5%)",
+         f"{100 * (w1['wall_s'] - loop['wall_s']) / loop['wall_s']:+.1f}%  "
+         f"({(w1['wall_s'] - loop['wall_s']) / n * 1000:+.0f} ms/case)"),
+        ("resume, all 40 done (skip check), wall", f"{resume['wall_s']:.2f} s"),
+        ("peak RSS largest process, workers 2: 20 cases", f"{w2_20['max_rss_mb']:.0f} MB"),
+        ("peak RSS largest process, workers 2: 40 cases", f"{w2['max_rss_mb']:.0f} MB"),
+        ("peak RSS whole process tree, workers 2: 20 cases", f"{w2_20['tree_peak_mb']:.0f} MB"),
+        ("peak RSS whole process tree, workers 2: 40 cases", f"{w2['tree_peak_mb']:.0f} MB"),
+        ("exit codes w1 / w2 / w2-20 / resume", f"{w1['rc']} / {w2['rc']} / {w2_20['rc']} / {resume['rc']}"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    print(f"lungseg batch benchmark ({n20} and {n} cases, {os.cpu_count()} cores, best of {args.repeat})")
+    for k, v in rows:
+        print(f"  {k:<{width}}  {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

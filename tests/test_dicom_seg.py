@@ -516,7 +516,8 @@ single_component_name = pytest.mark.filterwarnings("ignore:The string .* unlikel
 
 @single_component_name
 @pytest.mark.data
-@pytest.mark.parametrize("folder", [("cip", "ct-64Dicom"), ("popi", "series")], ids=["cip", "popi"])
+@pytest.mark.parametrize("folder", [("cip", "ct-64Dicom"), pytest.param(("popi", "series"), marks=pytest.mark.slow)],
+                         ids=["cip", "popi"])
 def test_real_series_seg_matches_nifti_mask(folder, tmp_path):
     import SimpleITK as sitk
 

@@ -37,10 +37,14 @@ def _open(path: Path):
 
     try:
         image = Image.open(path)
-        image.load()
     except UnidentifiedImageError:
         raise InputError(f"{path} is not a readable image", hint="it may be corrupt or misnamed") from None
     except (OSError, SyntaxError, ValueError) as err:
+        raise InputError(f"cannot read {path}: {err}", hint="the file may be truncated or corrupt") from None
+    try:
+        image.load()
+    except (OSError, SyntaxError, ValueError) as err:
+        image.close()
         raise InputError(f"cannot read {path}: {err}", hint="the file may be truncated or corrupt") from None
     return image
 

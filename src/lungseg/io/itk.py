@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 import logging
 import os
+import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,7 @@ import SimpleITK as sitk
 
 from ..errors import InputError, UnsupportedInputError
 from ..volume import Volume
+from .formats import full_suffix
 from .validate import check_array, grey_from_channels, resolve_spacing
 
 __all__ = ["read_itk", "inspect_itk", "volume_to_sitk", "itk_message"]
@@ -37,6 +41,49 @@ def _read_image(path: Path, fmt: str) -> sitk.Image:
                          hint="the file may be truncated or corrupt") from None
 
 
+def _nifti1_expected_bytes(header: bytes) -> int | None:
+    """vox_offset + voxel bytes of a NIfTI-1 header, or None when it is not a NIfTI-1 header."""
+    for endian in "<>":
+        if len(header) >= 348 and struct.unpack(endian + "i", header[:4])[0] == 348:
+            dims = struct.unpack(endian + "8h", header[40:56])
+            bitpix = struct.unpack(endian + "h", header[72:74])[0]
+            vox_offset = struct.unpack(endian + "f", header[108:112])[0]
+            if not 1 <= dims[0] <= 7 or bitpix <= 0:
+                return None
+            return int(vox_offset) + int(np.prod([max(d, 1) for d in dims[1:dims[0] + 1]], dtype=np.int64)) * bitpix // 8
+    return None
+
+
+def check_nifti_complete(path: Path) -> None:
+    """Raise InputError when a NIfTI-1 file holds fewer bytes than its header announces.
+
+    ITK reads a truncated ``.nii.gz`` without complaint (the missing voxels come back as zeros), so
+    the gzip trailer's uncompressed size is compared with the header's; only on a mismatch is the
+    stream decompressed to be sure (a file of several gzip members has a partial trailer).
+    """
+    compressed = full_suffix(path) == ".nii.gz"
+    try:
+        if compressed:
+            with gzip.open(path, "rb") as fh:
+                expected = _nifti1_expected_bytes(fh.read(348))
+            with open(path, "rb") as fh:
+                fh.seek(-4, os.SEEK_END)
+                trailer = struct.unpack("<I", fh.read(4))[0]
+            if expected is None or trailer == expected % 2**32:
+                return
+            with gzip.open(path, "rb") as fh:
+                while fh.read(1 << 24):
+                    pass
+            return
+        with open(path, "rb") as fh:
+            expected = _nifti1_expected_bytes(fh.read(348))
+        if expected is not None and path.stat().st_size < expected:
+            raise EOFError(f"{path.stat().st_size} bytes where the header announces {expected}")
+    except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as err:
+        raise InputError(f"cannot read {path} as NIFTI: the file is incomplete ({err})",
+                         hint="the file may be truncated or corrupt; copy it again") from None
+
+
 def read_itk(path: str | os.PathLike, fmt: str, *, spacing=None) -> Volume:
     """Read a NIfTI/NRRD/MetaImage file into a Volume (geometry in LPS).
 
@@ -51,6 +98,8 @@ def read_itk(path: str | os.PathLike, fmt: str, *, spacing=None) -> Volume:
         4D or colour images.
     """
     path = Path(path)
+    if fmt == "nifti":
+        check_nifti_complete(path)
     image = _read_image(path, fmt)
     size = image.GetSize()
     if image.GetDimension() == 4:

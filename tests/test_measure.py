@@ -368,7 +368,7 @@ def brute_force_surface_distances(a, b, spacing):
     return np.concatenate([d.min(axis=1), d.min(axis=0)])
 
 
-@pytest.mark.parametrize("offset", [(2, 0, 0), (0, 1, 2), (1, 2, 3)])
+@pytest.mark.parametrize("offset", [(2, 0, 0), (0, 1, 2), (1, 2, 3), (-3, 5, 5)])  # the last touches the array edges
 def test_hd95_and_assd_match_a_brute_force_computation(offset):
     spacing = (2.5, 0.7, 0.5)
     a = cube((14, 14, 14), (3, 3, 3), 6)

@@ -17,6 +17,7 @@ from lungseg.render import (
     PANEL_PX,
     RIGHT_COLOUR,
     TITLE_PX,
+    VIEW_MARGIN_MM,
     qc_image,
     write_qc,
 )
@@ -70,6 +71,16 @@ def test_a_flipped_volume_with_its_geometry_looks_the_same():
     assert np.array_equal(flipped, reference)
     # without the geometry the picture changes: the test can fail
     assert not np.array_equal(qc_image(hu[:, :, ::-1], labels[:, :, ::-1], spacing), reference)
+
+
+def test_volume_views_are_cropped_to_the_lungs():
+    hu = np.zeros((40, 200, 200), np.float32)  # a 200 mm field of view ...
+    labels = np.zeros(hu.shape, np.uint8)
+    labels[10:30, 90:110, 90:110] = 1  # ... around a 20 mm lung
+    img = qc_image(hu, labels, (1.0, 1.0, 1.0))
+    # cropped to 20 + 2 x VIEW_MARGIN_MM = 70 mm in-plane, drawn over PANEL_PX: the lung spans 20/70 of it
+    cols = np.nonzero(colour_mask(img[TITLE_PX:-LEGEND_PX, :PANEL_PX], RIGHT_COLOUR))[1]
+    assert cols.max() - cols.min() + 1 == pytest.approx(20 / (20 + 2 * VIEW_MARGIN_MM) * PANEL_PX, abs=4)
 
 
 def test_outlines_sit_on_the_lung_border_and_not_inside():

@@ -25,6 +25,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .errors import InputError, OutputError
+from .volume import crop_box
 
 __all__ = [
     "LUNGS",
@@ -602,7 +603,11 @@ def overlap_metrics(pred: np.ndarray, ref: np.ndarray, spacing: tuple[float, ...
     else:
         out["dice"] = _num(2.0 * np.count_nonzero(pred & ref) / (n_pred + n_ref), 6)
     if n_pred and n_ref:
-        d = np.concatenate([_surface_distances(pred, ref, spacing), _surface_distances(ref, pred, spacing)])
+        # exact on the bounding box of both masks (plus one voxel): every boundary voxel lies inside it
+        box = crop_box(pred | ref, spacing, 0.0)
+        box = tuple(slice(max(b.start - 1, 0), b.stop + 1) for b in box)
+        p, r = pred[box], ref[box]
+        d = np.concatenate([_surface_distances(p, r, spacing), _surface_distances(r, p, spacing)])
         out["hd95_mm"] = _num(np.percentile(d, 95), 4)
         out["hd_mm"] = _num(d.max(), 4)
         out["assd_mm"] = _num(d.mean(), 4)

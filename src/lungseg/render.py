@@ -21,6 +21,7 @@ from scipy import ndimage as ndi
 
 from .errors import InputError
 from .measure import result_spacing, write_atomic
+from .volume import crop_box
 
 __all__ = ["qc_image", "write_qc", "LUNG_WINDOW_HU", "RIGHT_COLOUR", "LEFT_COLOUR"]
 
@@ -34,6 +35,8 @@ LEFT_COLOUR = (255, 150, 0)
 """Outline of the left lung (label 2): orange."""
 PANEL_PX = 360
 """The longest side of each view's field of view is drawn this many pixels wide."""
+VIEW_MARGIN_MM = 25.0
+"""Volumes are shown cropped to the lungs' bounding box grown by this margin."""
 OUTLINE_PX = 2
 """Outline thickness in display pixels."""
 TEXT_COLOUR = (235, 235, 235)
@@ -173,6 +176,9 @@ def _centre(mask: np.ndarray, fallback: tuple[int, ...] | None = None) -> tuple[
 def _volume_views(hu: np.ndarray, labels: np.ndarray, spacing: tuple[float, ...], direction: np.ndarray | None) -> np.ndarray:
     hu_c, sp = _canonical(hu, spacing, direction)
     lab_c, _ = _canonical(labels, spacing, direction)
+    # show the lungs, not the whole field of view (the whole volume when there is no lung)
+    box = crop_box(lab_c > 0, sp, VIEW_MARGIN_MM)
+    hu_c, lab_c = hu_c[box], lab_c[box]
     zc, yc, xc = _centre(lab_c > 0)
     # one sagittal view through each lung: the midline one would show mostly mediastinum
     x_right = _centre(lab_c == 1, (zc, yc, xc))[2]
@@ -228,7 +234,7 @@ def qc_image(hu: np.ndarray, labels: np.ndarray, spacing: tuple[float, ...], *, 
     -------
     ndarray of uint8, shape (H, W, 3)
         For a volume: axial and coronal views through the lungs' centre of mass and a sagittal view
-        through each lung's centre of mass, side by side,
+        through each lung's centre of mass, cropped to the lungs plus :data:`VIEW_MARGIN_MM`, side by side,
         titled, with orientation letters, the right lung outlined in cyan (:data:`RIGHT_COLOUR`) and the
         left in orange (:data:`LEFT_COLOUR`), and a legend strip at the bottom (colours, window, a scale bar). For a 2D image: the input,
         the input with the outlines, and the masked input (everything but lung black), side by side, shown

@@ -122,6 +122,13 @@ def test_2d_input_gives_three_panels_input_overlay_masked():
     assert np.array_equal(masked[180, 100], image[180, 100])
 
 
+def test_a_one_slice_volume_is_drawn_like_a_slice():
+    hu = np.full((1, 40, 40), -900.0, np.float32)
+    labels = np.zeros(hu.shape, np.uint8)
+    labels[0, 10:30, 5:18] = 1
+    assert np.array_equal(qc_image(hu, labels, (5.0, 9.0, 9.0)), qc_image(hu[0], labels[0], (9.0, 9.0)))
+
+
 def test_anisotropic_pixels_are_shown_square():
     hu = np.zeros((40, 80), np.float32)  # 80 mm tall (2 mm rows) and 80 mm wide (1 mm columns)
     labels = np.zeros(hu.shape, np.uint8)

@@ -236,7 +236,8 @@ def qc_image(hu: np.ndarray, labels: np.ndarray, spacing: tuple[float, ...], *, 
         For a volume: axial and coronal views through the lungs' centre of mass and a sagittal view
         through each lung's centre of mass, cropped to the lungs plus :data:`VIEW_MARGIN_MM`, side by side,
         titled, with orientation letters, the right lung outlined in cyan (:data:`RIGHT_COLOUR`) and the
-        left in orange (:data:`LEFT_COLOUR`), and a legend strip at the bottom (colours, window, a scale bar). For a 2D image: the input,
+        left in orange (:data:`LEFT_COLOUR`), and a legend strip at the bottom (colours, window, a scale bar).
+        For a 2D image (or a one-slice volume): the input,
         the input with the outlines, and the masked input (everything but lung black), side by side, shown
         as stored. Each view's longest side spans about :data:`PANEL_PX` pixels.
 
@@ -254,8 +255,10 @@ def qc_image(hu: np.ndarray, labels: np.ndarray, spacing: tuple[float, ...], *, 
     if hu.shape != labels.shape:
         raise InputError(f"the image {hu.shape} and the labels {labels.shape} must have the same shape")
     spacing = tuple(float(s) for s in spacing)
-    if hu.ndim == 3:
+    if hu.ndim == 3 and hu.shape[0] > 1:
         return _volume_views(hu, labels, spacing, direction)
+    if hu.ndim == 3:  # a one-slice volume is drawn like a slice
+        return _slice_views(hu[0], labels[0], spacing[1:])
     return _slice_views(hu, labels, spacing)
 
 

@@ -207,7 +207,11 @@ def _flags(labels: np.ndarray, fov_mask: np.ndarray | None) -> list[str]:
     if fov_mask is not None and fov_mask.shape == lung.shape:
         from scipy import ndimage as ndi
 
-        edge = fov_mask & ~ndi.binary_erosion(fov_mask, border_value=0)
-        if (lung & edge).any():
+        from ..volume import crop_box
+
+        box = crop_box(lung, (1.0,) * lung.ndim, 1.0)
+        fov = fov_mask[box]
+        edge = fov & ~ndi.binary_erosion(fov, border_value=1)
+        if (lung[box] & edge).any():
             flags.append("lung_cut_by_fov")
     return flags

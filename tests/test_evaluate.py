@@ -62,6 +62,23 @@ def test_evaluate_binary_prediction_scores_only_the_whole_lung(tmp_path, capsys)
     assert "right lung: the prediction does not say which lung is which" in out
 
 
+def test_evaluate_png_masks_without_pixel_size(tmp_path, capsys):
+    from PIL import Image
+
+    mask = np.zeros((40, 50), np.uint8)
+    mask[10:30, 5:20] = 255  # 300 pixels
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    path = str(tmp_path / "m.png")
+    assert main(["evaluate", path, path, "--pred-convention", "binary", "--ref-convention", "binary"]) == 0
+    assert "has no pixel size: distances and sizes assume 1 mm pixels (give --spacing MM)" in capsys.readouterr().out
+    code = main(["evaluate", path, path, "--pred-convention", "binary", "--ref-convention", "binary",
+                 "--spacing", "0.5", "--json"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["spacing_mm"] == [0.5, 0.5]
+    assert out["scores"]["whole"]["pred_cm2"] == pytest.approx(300 * 0.25 / 100)
+
+
 def test_evaluate_refuses_a_different_grid_unless_asked_to_resample(tmp_path, capsys):
     ref = boxes()
     pred_path = write_labels(tmp_path / "p.nrrd", ref)

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from ..measure import CONVENTIONS
+from ._common import spacing_type
 
 _ROWS = (("right", "right lung"), ("left", "left lung"), ("whole", "whole lung"))
 
@@ -26,6 +27,8 @@ def add_parser(sub) -> None:
                    help="label values of REF (default lungmask: 1 right, 2 left)")
     p.add_argument("--resample", action="store_true",
                    help="resample REF onto PRED's grid (nearest neighbour) when the grids differ, instead of refusing")
+    p.add_argument("--spacing", type=spacing_type, metavar="MM",
+                   help="pixel/voxel size in mm for masks stored without one (PNG, NumPy): 0.7 or 2.5,0.7,0.7")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.set_defaults(run=run)
 
@@ -34,17 +37,20 @@ def run(args: argparse.Namespace) -> int:
     from ..io import read
     from ..measure import align_reference, compare_labels, to_lungmask
 
-    pred = read(args.pred)
-    ref = align_reference(pred, read(args.ref), resample=args.resample)
+    pred = read(args.pred, spacing=args.spacing)
+    ref = align_reference(pred, read(args.ref, spacing=args.spacing), resample=args.resample)
     scores = compare_labels(to_lungmask(pred.array, args.pred_convention),
                             to_lungmask(ref.array, args.ref_convention), pred.spacing)
+    spacing_known = bool(pred.metadata.get("spacing_known", True))
     if args.json:
         result = {"pred": str(args.pred), "ref": str(args.ref), "pred_convention": args.pred_convention,
                   "ref_convention": args.ref_convention, "resampled": bool(ref.metadata.get("resampled", False)),
-                  "scores": scores}
+                  "spacing_mm": list(pred.spacing), "spacing_known": spacing_known, "scores": scores}
         print(json.dumps(result, indent=2))
     else:
         print(format_scores(scores))
+        if not spacing_known:
+            print(f"note: {args.pred} has no pixel size: distances and sizes assume 1 mm pixels (give --spacing MM)")
     return 0
 
 

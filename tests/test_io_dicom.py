@@ -412,3 +412,41 @@ def test_jpeg2000_series_of_totalseg_reads():
 def test_lungseg_read_is_the_io_read(tmp_path):
     make_series(tmp_path, [0.0, 2.0])
     assert lungseg.read(tmp_path).shape == (2, SIDE, SIDE)
+
+
+def _enhanced_ct(path: Path, frames_z, *, shuffle=(2, 0, 1)) -> np.ndarray:
+    """A multi-frame (enhanced) CT file whose frames are stored out of order; returns the HU in z order."""
+    ds = pydicom.dcmread(make_slice(path, np.zeros((SIDE, SIDE)), series_uid="1.2.77"))
+    hu = np.stack([np.full((SIDE, SIDE), int(z * 10), np.int16) for z in frames_z])
+    stored = (hu[list(shuffle)] + 1024).astype(np.uint16)
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2.1"
+    ds.NumberOfFrames = len(frames_z)
+    for name in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing"):
+        delattr(ds, name)
+    shared_group = Dataset()
+    orientation, measures = Dataset(), Dataset()
+    orientation.ImageOrientationPatient = list(AXIAL)
+    measures.PixelSpacing = [0.6, 0.6]
+    shared_group.PlaneOrientationSequence = [orientation]
+    shared_group.PixelMeasuresSequence = [measures]
+    ds.SharedFunctionalGroupsSequence = [shared_group]
+    per_frame = []
+    for k in shuffle:
+        item, position = Dataset(), Dataset()
+        position.ImagePositionPatient = [0.0, 0.0, float(frames_z[k])]
+        item.PlanePositionSequence = [position]
+        per_frame.append(item)
+    ds.PerFrameFunctionalGroupsSequence = per_frame
+    ds.PixelData = stored.tobytes()
+    ds.save_as(path)
+    return hu
+
+
+def test_enhanced_multiframe_ct_is_a_sorted_volume(tmp_path):
+    hu = _enhanced_ct(tmp_path / "mf.dcm", [0.0, 1.5, 3.0])
+    ct = read(tmp_path / "mf.dcm")
+    assert ct.shape == (3, SIDE, SIDE)
+    np.testing.assert_array_equal(ct.array, hu)
+    assert ct.spacing == pytest.approx((1.5, 0.6, 0.6))
+    assert ct.metadata["dicom"]["frames"] == [1, 2, 0]  # the stored frame of each array slice
+    assert read(tmp_path).shape == (3, SIDE, SIDE)  # the same file found in its folder

@@ -232,3 +232,12 @@ def test_picture_without_extension_is_recognised(tmp_path):
     Image.fromarray(_ramp()).save(tmp_path / "a.png")
     (tmp_path / "slice").write_bytes((tmp_path / "a.png").read_bytes())
     assert detect_format(tmp_path / "slice") == "png"
+
+
+@pytest.mark.parametrize("mode", ["P", "LA", "1"])
+def test_palette_grey_alpha_and_bilevel_pictures(tmp_path, mode):
+    grey = np.where(_ramp() > 120, 255, 0).astype(np.uint8)  # two levels: exact in every mode
+    Image.fromarray(grey).convert(mode).save(tmp_path / "a.png")
+    ct = read(tmp_path / "a.png")
+    assert ct.array.dtype == np.uint8
+    np.testing.assert_array_equal(ct.array, grey)

@@ -69,7 +69,18 @@ NON_IMAGE_SOP_CLASSES = {
     "1.2.840.10008.5.1.4.1.1.88.59": "key object selection",
     "1.2.840.10008.5.1.4.1.1.66": "raw data",
     "1.2.840.10008.5.1.4.1.1.104.1": "encapsulated PDF",
+    "1.2.840.10008.1.3.10": "a DICOMDIR (media directory)",
 }
+
+_HEADER_TAGS = [
+    "SOPInstanceUID", "SOPClassUID", "SeriesInstanceUID", "StudyInstanceUID", "Modality", "SeriesDescription",
+    "ImageType", "Rows", "Columns", "NumberOfFrames", "SamplesPerPixel", "BitsAllocated", "PixelRepresentation",
+    "ImageOrientationPatient", "ImagePositionPatient", "PixelSpacing", "SliceThickness", "SpacingBetweenSlices",
+    "InstanceNumber", "SeriesNumber", "RescaleSlope", "RescaleIntercept", "PixelPaddingValue",
+    "PixelPaddingRangeLimit", "PhotometricInterpretation", "PatientPosition", "ConvolutionKernel", "Manufacturer",
+    "PixelData", "FloatPixelData", "DoubleFloatPixelData",
+]
+"""The header elements lungseg reads when scanning (pixel data is only checked for presence, not read)."""
 
 _UNCOMPRESSED = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
 _CT_LIKE = {"CT"}
@@ -188,7 +199,7 @@ def _dcmread(path: str | Path, *, pixels: bool, force: bool = False):
     try:
         if pixels:
             return pydicom.dcmread(str(path), force=force)
-        return pydicom.dcmread(str(path), defer_size="1 KB", force=force)
+        return pydicom.dcmread(str(path), defer_size="1 KB", force=force, specific_tags=_HEADER_TAGS)
     except InvalidDicomError as err:
         raise InputError(f"{path} is not a valid DICOM file ({err})") from None
     except (EOFError, ValueError, KeyError, TypeError, OverflowError, IndexError) as err:

@@ -80,6 +80,9 @@ _GAP_MASS_FRAC = 0.01
 """... holding less than this fraction of the pixels."""
 _MIN_LANDMARK_FRAC = 0.01
 """A landmark population holds at least this fraction of the in-field pixels."""
+_MIN_CONTRAST_FRAC = 0.2
+"""Air lies at least this fraction of the in-field value range (0.5-99.5 percentiles) below soft tissue;
+fat against muscle is a smaller step."""
 _SATURATED_FRAC = 0.5
 """A dark landmark is clipped (saturated) when this fraction of its pixels sit exactly at the minimum."""
 _CIRCLE_COVER_FRAC = 0.98
@@ -448,43 +451,48 @@ def _calibrate(arr: np.ndarray) -> tuple[np.ndarray, dict, list[str], list[str],
         flags.append("padding_fixed")
 
     marks = _image_landmarks(arr, valid, padding)
-    if padding is not None and marks is not None and not marks[3] and _maps_to_air(arr[padding], marks):
+    if padding is not None and marks.anchor is not None and _maps_to_air(arr[padding], marks):
         # the dark population is outside air, not padding (an image without a field-of-view circle)
         padding, valid = None, np.ones(arr.shape, bool)
         flags.remove("padding_fixed")
         details = {"dark_border_population_is_air": True}
         marks = _image_landmarks(arr, valid, None)
-    ambiguous_reason = None
+    details["landmarks"] = marks.facts
+    tissue_ref = marks.tissue_ref
     saturated = False
-    if marks is None:
-        ambiguous_reason = "no dark (air) and bright (tissue) populations could be told apart"
-        tissue_ref = float(np.median(arr[valid])) if valid.any() else vmin
-        dark_ref, dark_hu = None, None
+    if marks.anchor is not None:
+        dark_ref, dark_hu = marks.anchor
+        scale = (SOFT_TISSUE_HU - dark_hu) / (tissue_ref - dark_ref)
+    elif padding is not None and tissue_ref > pad_limit:
+        # no air inside the field of view (a slice below the lungs, a sagittal midline): the padding is
+        # the only dark landmark; it is air (-1024 bands) or darker, so lung-free tissue stays tissue
+        dark_ref = float(np.median(arr[padding]))
+        scale = (SOFT_TISSUE_HU - OUTSIDE_AIR_HU) / (tissue_ref - dark_ref)
+        details["landmarks"]["padding_as_air"] = dark_ref
+        warns.append("no air inside the field of view: the padding was taken as air, so the pseudo-HU scale is rough")
+        flags.append("intensity_ambiguous")
     else:
-        dark_ref, dark_hu, tissue_ref, saturated, found = marks
-        details["landmarks"] = found
+        saturated = marks.saturated
         if saturated:
-            ambiguous_reason = (
+            reason = (
                 "air and lung are clipped to the same darkest value (a soft-tissue window?): lung cannot be told "
                 "from outside air and the scale is unknown"
             )
-    if ambiguous_reason is None and dark_ref is not None and tissue_ref > dark_ref:
-        scale = (SOFT_TISSUE_HU - dark_hu) / (tissue_ref - dark_ref)
-    else:
-        ambiguous_reason = ambiguous_reason or "the dark landmark is not darker than the tissue landmark"
+        else:
+            reason = "no dark (air) and bright (tissue) populations could be told apart"
         top = float(arr.max())
         span = 1.0 if top <= 1.0 else 255.0 if top <= 255.0 else 65535.0 if top <= 65535.0 else max(top - vmin, 1.0)
         scale = ASSUMED_WINDOW_WIDTH_HU / span
         details["assumed_window_width_hu"] = ASSUMED_WINDOW_WIDTH_HU
         warns.append(
-            f"the image is too ambiguous to calibrate ({ambiguous_reason}); best guess: a {ASSUMED_WINDOW_WIDTH_HU:g} HU "
+            f"the image is too ambiguous to calibrate ({reason}); best guess: a {ASSUMED_WINDOW_WIDTH_HU:g} HU "
             "wide window with the clipped darkest values as air. Give the window (--window LOW,HIGH) if you know it"
         )
         flags.append("intensity_ambiguous")
     offset = SOFT_TISSUE_HU - scale * tissue_ref
     details["map"] = {"scale_hu_per_unit": float(scale), "offset_hu": float(offset)}
     out = arr.astype(np.float32) * np.float32(scale) + np.float32(offset)
-    if saturated or "intensity_ambiguous" in flags:
+    if saturated:
         out[arr == vmin] = OUTSIDE_AIR_HU
     if padding is not None:
         out[padding] = AIR_HU
@@ -496,12 +504,10 @@ def _calibrate(arr: np.ndarray) -> tuple[np.ndarray, dict, list[str], list[str],
     return out, details, warns, flags, (None if padding is None else ~padding), air_value
 
 
-def _maps_to_air(pixels: np.ndarray, marks: tuple) -> bool:
+def _maps_to_air(pixels: np.ndarray, marks: "_Landmarks") -> bool:
     """True when ``pixels`` would calibrate to air or above (not below ``PADDING_BELOW_HU``)."""
-    dark_ref, dark_hu, tissue_ref = marks[:3]
-    if tissue_ref <= dark_ref:
-        return False
-    scale = (SOFT_TISSUE_HU - dark_hu) / (tissue_ref - dark_ref)
+    dark_ref, dark_hu = marks.anchor
+    scale = (SOFT_TISSUE_HU - dark_hu) / (marks.tissue_ref - dark_ref)
     return bool(dark_hu + scale * (float(np.median(pixels)) - dark_ref) >= PADDING_BELOW_HU)
 
 
@@ -513,7 +519,7 @@ def _dark_padding(arr: np.ndarray) -> tuple[np.ndarray | None, float | None]:
     hi = float(np.percentile(sample, 99.5))
     if hi <= lo:
         return None, None
-    nbins = 200
+    nbins = 200 if arr.dtype.kind == "f" else int(min(200, max(hi - lo, 1)))  # integer bins never fall empty between values
     hist, edges = np.histogram(sample, bins=nbins, range=(lo, hi))
     frac = hist / sample.size
     width = max(int(round(_GAP_WIDTH_FRAC * nbins)), 1)
@@ -524,7 +530,8 @@ def _dark_padding(arr: np.ndarray) -> tuple[np.ndarray | None, float | None]:
         if below[i - 1] > 0.6:
             break
         if below[i - 1] >= _MIN_PADDING_FRAC and window_mass[i] < _GAP_MASS_FRAC:
-            while i < nbins - 1 and hist[i] > 0:  # take in the population's last few values
+            stop = min(i + width, nbins - 1)
+            while i < stop and hist[i] > 0:  # take in the population's last few values
                 i += 1
             limit = float(edges[i])
             break
@@ -548,10 +555,22 @@ def _border_connected(mask: np.ndarray) -> np.ndarray:
     return np.isin(labels, keep)
 
 
-def _image_landmarks(arr: np.ndarray, valid: np.ndarray, padding: np.ndarray | None):
+@dataclasses.dataclass
+class _Landmarks:
+    tissue_ref: float
+    anchor: tuple[float, float] | None  # (stored value, HU) of the dark landmark, None when none is usable
+    saturated: bool  # a dark candidate was found but clipped to the darkest value
+    facts: dict
+
+
+def _image_landmarks(arr: np.ndarray, valid: np.ndarray, padding: np.ndarray | None) -> _Landmarks:
     """Air/lung and soft-tissue landmarks in stored units, from the in-field pixels.
 
-    Returns (dark_ref, dark_hu, tissue_ref, saturated, facts) or None.
+    Soft tissue is the main mode above a 2-class Otsu split of the in-field values. Below the split,
+    the part connected to the border (through the padding) is outside air (-1000 HU), the rest lung
+    (-850 HU). A dark candidate is used when it holds enough pixels, is not clipped at the darkest
+    value, and lies at least ``_MIN_CONTRAST_FRAC`` of the value range below the tissue (else the
+    split fell inside the tissue: fat against muscle, in an image without air).
     """
     if arr.ndim == 3 and arr.shape[0] > _LANDMARK_SLICES:
         picks = np.unique(np.linspace(0, arr.shape[0] - 1, _LANDMARK_SLICES).astype(int))
@@ -559,30 +578,32 @@ def _image_landmarks(arr: np.ndarray, valid: np.ndarray, padding: np.ndarray | N
         padding = None if padding is None else padding[picks]
     values = arr[valid]
     if values.size < 16 or float(values.min()) == float(values.max()):
-        return None
+        middle = float(np.median(values)) if values.size else float(arr.min())
+        return _Landmarks(middle, None, False, {"uniform": True})
     threshold = _otsu(values.astype(np.float32))
     dark = (arr <= threshold) & valid
     bright = (arr > threshold) & valid
     outside_air = _border_connected(dark if padding is None else dark | padding) & dark
-    lung = dark & ~outside_air
-    n_valid = values.size
     tissue_ref = _mode(arr[bright].astype(np.float32))
+    vmin = float(values.min())
+    low, high = np.percentile(values, [0.5, 99.5])
+    span = float(high - low)
     facts: dict[str, Any] = {"otsu_threshold": float(threshold), "soft_tissue": float(tissue_ref)}
-    if np.count_nonzero(outside_air) >= _MIN_LANDMARK_FRAC * n_valid:
-        dark_pixels, dark_hu, name = arr[outside_air], OUTSIDE_AIR_HU, "outside_air"
-    elif np.count_nonzero(lung) >= _MIN_LANDMARK_FRAC * n_valid:
-        dark_pixels, dark_hu, name = arr[lung], LUNG_HU, "lung"
-    else:
-        return None
-    dark_ref = float(np.median(dark_pixels))
-    facts[name] = dark_ref
-    vmin = float(arr.min()) if padding is None else float(values.min())
-    saturated = dark_ref == vmin and np.count_nonzero(dark_pixels == vmin) >= _SATURATED_FRAC * dark_pixels.size
-    if not saturated and np.count_nonzero(lung) >= _MIN_LANDMARK_FRAC * n_valid:
-        lung_pixels = arr[lung]
-        saturated = bool(np.count_nonzero(lung_pixels == vmin) >= _SATURATED_FRAC * lung_pixels.size)
-    facts["saturated"] = bool(saturated)
-    return dark_ref, dark_hu, tissue_ref, bool(saturated), facts
+    anchor = None
+    saturated = False
+    for name, region, hu in (("outside_air", outside_air, OUTSIDE_AIR_HU), ("lung", dark & ~outside_air, LUNG_HU)):
+        pixels = arr[region]
+        if pixels.size < _MIN_LANDMARK_FRAC * values.size:
+            continue
+        level = float(np.median(pixels))
+        clipped = bool(np.count_nonzero(pixels == vmin) >= _SATURATED_FRAC * pixels.size)
+        facts[name] = level
+        facts[name + "_clipped"] = clipped
+        saturated |= clipped
+        if anchor is None and not clipped and tissue_ref - level >= _MIN_CONTRAST_FRAC * span:
+            anchor = (level, hu)
+            facts["anchor"] = name
+    return _Landmarks(float(tissue_ref), anchor, saturated and anchor is None, facts)
 
 
 # -- small statistics ------------------------------------------------------------------------------

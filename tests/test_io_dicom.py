@@ -450,3 +450,24 @@ def test_enhanced_multiframe_ct_is_a_sorted_volume(tmp_path):
     assert ct.spacing == pytest.approx((1.5, 0.6, 0.6))
     assert ct.metadata["dicom"]["frames"] == [1, 2, 0]  # the stored frame of each array slice
     assert read(tmp_path).shape == (3, SIDE, SIDE)  # the same file found in its folder
+
+
+def test_series_without_positions_falls_back_to_instance_numbers(tmp_path):
+    make_series(tmp_path, [0.0, 2.0, 4.0], instances=[3, 1, 2], thickness=2.0)
+    for f in tmp_path.iterdir():
+        ds = pydicom.dcmread(f)
+        del ds.ImagePositionPatient
+        ds.save_as(f)
+    ct = read(tmp_path)
+    assert ct.array[:, 1, 1].tolist() == [20, 40, 0]  # instance order 1, 2, 3
+    assert ct.spacing[0] == 2.0
+    assert any("ordered by InstanceNumber" in w for w in ct.metadata["warnings"])
+
+
+def test_tilted_stack_is_reported(tmp_path):
+    uid = generate_uid()
+    for k in range(4):
+        make_slice(tmp_path / f"{k}.dcm", np.zeros((SIDE, SIDE)), position=(0.0, 3.0 * k, 2.0 * k), series_uid=uid)
+    ct = read(tmp_path)
+    assert ct.spacing[0] == pytest.approx(2.0)
+    assert any("gantry tilt" in w for w in ct.metadata["warnings"])

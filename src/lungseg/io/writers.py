@@ -117,7 +117,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     >>> target = os.path.join(tempfile.mkdtemp(), "report.json")
     >>> with atomic_output(target) as tmp:
     ...     _ = tmp.write_text("{}")
-    >>> open(target).read()
+    >>> Path(target).read_text()
     '{}'
     """
     path = Path(path)

@@ -295,6 +295,19 @@ def test_write_atomic_refuses_a_missing_folder(tmp_path):
         write_atomic(tmp_path / "nowhere" / "r.json", lambda fh: fh.write("{}"))
 
 
+def test_write_atomic_refuses_a_folder_as_the_file(tmp_path):
+    (tmp_path / "r.json").mkdir()
+    with pytest.raises(OutputError, match=r"cannot write .*r.json: it is a folder \(give a file name\)"):
+        write_atomic(tmp_path / "r.json", lambda fh: fh.write("{}"))
+
+
+def test_write_atomic_reports_a_file_the_system_cannot_create(tmp_path):
+    name = "r" * 300 + ".json"  # longer than any file system allows
+    with pytest.raises(OutputError, match=r"cannot write .*\.json: .*\(choose another file name\)"):
+        write_atomic(tmp_path / name, lambda fh: fh.write("{}"))
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_write_atomic_leaves_nothing_when_writing_fails(tmp_path):
     (tmp_path / "r.json").write_text("old")
 

@@ -409,13 +409,16 @@ def write_atomic(path: str | os.PathLike, write: Callable[[Any], None], *, mode:
     """Write a file whole or not at all: ``write(fileobj)`` fills a temporary file beside ``path``,
     which then replaces ``path``.
 
-    Raises :class:`~lungseg.errors.OutputError` when the folder does not exist or is not writable.
+    Raises :class:`~lungseg.errors.OutputError` when the folder does not exist, the file cannot be
+    created there, or ``path`` is a folder.
     """
     path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
+    folder = path.parent
     if not folder.is_dir():
         raise OutputError(f"cannot write {path}: the folder {folder} does not exist", hint="create it first")
-    tmp = folder / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    if os.path.isdir(path):  # (os.path: False, not an error, for a name too long to exist)
+        raise OutputError(f"cannot write {path}: it is a folder", hint="give a file name")
+    tmp = folder / f".{path.name[:100]}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
     try:
         # a new file (never someone else's), created with the user's usual permissions
         fh = open(tmp, mode.replace("w", "x"), encoding=None if "b" in mode else "utf-8")
@@ -425,6 +428,9 @@ def write_atomic(path: str | os.PathLike, write: Callable[[Any], None], *, mode:
         with fh:
             write(fh)
         os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path}: {err.strerror}", hint="choose another file name") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

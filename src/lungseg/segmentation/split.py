@@ -125,21 +125,22 @@ def _order_two_largest(out: np.ndarray, labels: np.ndarray) -> None:
     This happens when the midline estimate is off (a shifted mediastinum); two pieces of one lung
     (one lung collapsed or filled with fluid) overlap in x and keep their side.
     """
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
+    boxes = ndi.find_objects(labels)
+    sizes = np.array([0] + [0 if b is None else int((labels[b] == i).sum()) for i, b in enumerate(boxes, start=1)])
     if np.count_nonzero(sizes) < 2:
         return
     a, b = np.argsort(sizes)[::-1][:2]
     if sizes[b] < 0.2 * sizes[a]:
         return
-    ma, mb = labels == a, labels == b
-    sa, sb = np.unique(out[ma]), np.unique(out[mb])
+    ba, bb = boxes[a - 1], boxes[b - 1]
+    ma, mb = labels[ba] == a, labels[bb] == b
+    sa, sb = np.unique(out[ba][ma]), np.unique(out[bb][mb])
     if sa.size != 1 or sb.size != 1 or sa[0] != sb[0]:
         return
-    xa, xb = np.flatnonzero(ma.any(axis=(0, 1))), np.flatnonzero(mb.any(axis=(0, 1)))
-    overlap = min(xa[-1], xb[-1]) - max(xa[0], xb[0]) + 1
-    if overlap > 0.1 * min(xa.size, xb.size):
+    (a0, a1), (b0, b1) = (ba[2].start, ba[2].stop), (bb[2].start, bb[2].stop)
+    overlap = min(a1, b1) - max(a0, b0)
+    if overlap > 0.1 * min(a1 - a0, b1 - b0):
         return
-    a_is_right = xa.mean() < xb.mean()
-    out[ma] = RIGHT if a_is_right else LEFT
-    out[mb] = LEFT if a_is_right else RIGHT
+    a_is_right = a0 + a1 < b0 + b1
+    out[ba][ma] = RIGHT if a_is_right else LEFT
+    out[bb][mb] = LEFT if a_is_right else RIGHT

@@ -240,6 +240,29 @@ def test_png_without_padding_uses_outside_air():
     assert abs(np.median(out[parts["body"]]) - 40) < 30
 
 
+def test_clipped_outside_air_falls_back_to_the_lung_landmark():
+    img = windowed(phantom_hu(-2048), -1000, 400)  # outside air clips to 0 with the padding, lung does not
+    out, info = to_hu(Volume(img, (1.0, 1.0)))
+    assert "intensity_ambiguous" not in info.flags
+    assert info.details["landmarks"]["anchor"] == "lung"
+    lung, body = medians(out)
+    assert abs(lung + 850) < 30 and abs(body - 40) < 30
+
+
+def test_field_of_view_without_air_uses_the_padding_as_air(caplog):
+    parts = phantom_parts()
+    rng = np.random.default_rng(2)
+    hu = np.where(parts["fov"], 40.0, -2048.0)
+    hu[parts["fov"] & (np.arange(SIZE)[None, :] < SIZE // 3)] = -100.0  # fat on one side, no air at all
+    hu[parts["fov"]] += rng.normal(0, 5, parts["fov"].sum())
+    with caplog.at_level(logging.WARNING, logger="lungseg.intensity"):
+        out, info = to_hu(Volume(normalised(hu), (1.0, 1.0)))
+    assert "intensity_ambiguous" in info.flags and "padding_as_air" in info.details["landmarks"]
+    assert any("no air inside the field of view" in r.getMessage() for r in caplog.records)
+    assert np.all(out[parts["fov"]] > -400)  # no false air, so no false lung
+    assert np.all(out[~parts["fov"]] == AIR_HU)
+
+
 def test_soft_tissue_window_is_flagged_ambiguous(caplog):
     img = windowed(phantom_hu(-2048), -160, 240)  # lung and outside air are both 0
     with caplog.at_level(logging.WARNING, logger="lungseg.intensity"):

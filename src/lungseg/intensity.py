@@ -570,7 +570,8 @@ def _image_landmarks(arr: np.ndarray, valid: np.ndarray, padding: np.ndarray | N
     the part connected to the border (through the padding) is outside air (-1000 HU), the rest lung
     (-850 HU). A dark candidate is used when it holds enough pixels, is not clipped at the darkest
     value, and lies at least ``_MIN_CONTRAST_FRAC`` of the value range below the tissue (else the
-    split fell inside the tissue: fat against muscle, in an image without air).
+    split fell inside the tissue: fat against muscle, in an image without air). The range is that of
+    the in-field values, or half the padding-to-tissue distance when larger (padding is air or darker).
     """
     if arr.ndim == 3 and arr.shape[0] > _LANDMARK_SLICES:
         picks = np.unique(np.linspace(0, arr.shape[0] - 1, _LANDMARK_SLICES).astype(int))
@@ -588,6 +589,8 @@ def _image_landmarks(arr: np.ndarray, valid: np.ndarray, padding: np.ndarray | N
     vmin = float(values.min())
     low, high = np.percentile(values, [0.5, 99.5])
     span = float(high - low)
+    if padding is not None and padding.any():  # padding (air or darker) bounds the scale from below
+        span = max(span, 0.5 * (tissue_ref - float(np.median(arr[padding]))))
     facts: dict[str, Any] = {"otsu_threshold": float(threshold), "soft_tissue": float(tissue_ref)}
     anchor = None
     saturated = False

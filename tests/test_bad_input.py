@@ -381,3 +381,28 @@ def test_inputs_are_not_modified_by_reading(tmp_path):
     read(tmp_path / "d").array[:] = 0  # changing the array must not touch the files
     for f in (tmp_path / "d").iterdir():
         assert f.read_bytes() == (tmp_path / "copy" / f.name).read_bytes()
+
+
+def test_check_writable_refuses_before_anything_is_written(tmp_path):
+    from lungseg.io import check_writable
+    from lungseg.volume import Volume
+
+    ct = Volume(np.full((20, 20), -1024, np.int16), (1.0, 1.0))
+    with pytest.raises(OutputError, match=r"a PNG file stores uint8 or uint16 pixels, but this image is int16"):
+        check_writable(ct, tmp_path / "masked.png", kind="masked")
+    volume = Volume(np.zeros((3, 20, 20), np.int16), (1.0, 1.0, 1.0))
+    with pytest.raises(OutputError, match=r"a BMP file holds one 2D image but this is a volume of 3 slices"):
+        check_writable(volume, tmp_path / "mask.bmp", kind="mask")
+    assert check_writable(ct, tmp_path / "mask.png") == tmp_path / "mask.png"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.data
+def test_cli_segment_writes_nothing_when_one_output_is_impossible(tmp_path, capsys):
+    from conftest import shared
+
+    source = shared("ct-medical-images", "ID_0000_AGE_0060_CONTRAST_1_CT.dcm")
+    code = main(["-q", "segment", str(source), str(tmp_path / "mask.png"), "--masked", str(tmp_path / "masked.png")])
+    _, err = capsys.readouterr()
+    _check_one_line_error(code, err, "this image is int16")
+    assert list(tmp_path.iterdir()) == []

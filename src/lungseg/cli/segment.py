@@ -106,6 +106,11 @@ def write_outputs(res, outputs: dict[str, Path], args: argparse.Namespace) -> di
         labels_vol = labels_vol.crop(box)
         masked_vol = masked_vol.crop(box) if masked_vol is not None else None
         roi_vol = roi_vol.crop(box) if roi_vol is not None else None
+    from ..io import check_writable  # refuse an impossible output (int16 as PNG...) before writing any
+
+    for kind, vol in (("mask", labels_vol), ("masked", masked_vol), ("roi", roi_vol)):
+        if vol is not None and kind in outputs and not (kind == "mask" and args.format == "seg"):
+            check_writable(vol, outputs[kind], kind=kind)
 
     written: dict[str, Path] = {}
     if args.format == "seg":

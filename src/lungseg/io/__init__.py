@@ -9,6 +9,7 @@ Public functions (the contract other modules use):
 * ``write_labels(labels, reference, path, *, png_values="binary") -> Path``
 * ``write_image(volume, path) -> Path``
 * ``check_output_path(path, *, inputs=(), kind="mask", seg=False) -> Path``
+* ``check_writable(volume, path, *, kind="mask") -> Path``: once the image is known, before writing any output
 * ``atomic_output(path)``: context manager for writing any other output whole or not at all
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from .dicom import DicomSeries, find_dicom_series
 from .readers import inspect, read
-from .writers import atomic_output, check_output_path, write_image, write_labels
+from .writers import atomic_output, check_output_path, check_writable, write_image, write_labels
 
 __all__ = ["read", "inspect", "find_dicom_series", "DicomSeries", "write_labels", "write_image",
-           "check_output_path", "atomic_output"]
+           "check_output_path", "check_writable", "atomic_output"]

@@ -20,7 +20,7 @@ from ..errors import OutputError, SettingsError
 from ..volume import Volume
 from .formats import full_suffix
 
-__all__ = ["check_output_path", "write_labels", "write_image", "atomic_output", "LABEL_SUFFIXES", "IMAGE_SUFFIXES"]
+__all__ = ["check_output_path", "check_writable", "write_labels", "write_image", "atomic_output", "LABEL_SUFFIXES", "IMAGE_SUFFIXES"]
 
 log = logging.getLogger(__name__)
 
@@ -187,8 +187,9 @@ def _plane_for_2d(array: np.ndarray, path: Path, fmt: str) -> np.ndarray:
     return array
 
 
-def _write_2d(array: np.ndarray, path: Path, fmt: str) -> None:
-    from .images2d import WRITABLE_2D_DTYPES, write_image2d
+def _check_2d(array: np.ndarray, path: Path, fmt: str) -> np.ndarray:
+    """The 2D plane (or TIFF stack) to write; OutputError when the format cannot hold it unchanged."""
+    from .images2d import WRITABLE_2D_DTYPES
 
     array = _plane_for_2d(array, path, fmt)
     if str(array.dtype) not in WRITABLE_2D_DTYPES[fmt]:
@@ -198,6 +199,36 @@ def _write_2d(array: np.ndarray, path: Path, fmt: str) -> None:
             f"but this image is {array.dtype} (values {lo:g} to {hi:g}); converting would change its values",
             hint="write it as .tif (keeps int16 and float32), .nii.gz or .nrrd",
         )
+    return array
+
+
+def check_writable(volume: Volume, path: str | os.PathLike, *, kind: str = "mask") -> Path:
+    """Check, without writing, that ``volume`` can be written to ``path`` as ``kind`` ("mask", "roi", "masked").
+
+    :func:`check_output_path` runs before the input is read; this runs once the image is known, so a
+    command can refuse an impossible output (an int16 CT as PNG, a volume as PNG) before it writes any.
+
+    Raises
+    ------
+    OutputError
+        As :func:`write_labels` / :func:`write_image` would.
+    """
+    path = check_output_path(path, kind=kind)
+    fmt = IMAGE_SUFFIXES[full_suffix(path)]
+    if fmt in _2D_FORMATS:
+        array = np.asarray(volume.array)
+        if kind != "masked":  # labels are written as uint8
+            array = np.zeros(volume.shape[:1] + (1, 1), np.uint8) if volume.ndim == 3 else np.zeros((1, 1), np.uint8)
+        elif array.dtype == bool:
+            array = array.astype(np.uint8)
+        _check_2d(array, path, fmt)
+    return path
+
+
+def _write_2d(array: np.ndarray, path: Path, fmt: str) -> None:
+    from .images2d import write_image2d
+
+    array = _check_2d(array, path, fmt)
     if fmt == "jpeg":
         log.info("%s: JPEG is lossy; the written values will differ slightly", path.name)
     with atomic_output(path) as tmp:

@@ -304,6 +304,17 @@ def test_per_slice_normalised_stack_is_calibrated_slice_by_slice():
         assert lung < -500 and body > -300
 
 
+def test_windowed_8bit_volume_gets_one_map_and_padding_per_slice():
+    vol = np.stack([windowed(phantom_hu(-2048, seed=k), -1200, 600) for k in range(4)])
+    out, info = to_hu(Volume(vol, (2.0, 1.0, 1.0)))
+    fov = phantom_parts()["fov"]
+    assert info.path == "calibrated" and "per_slice" not in info.details
+    assert info.fov_mask.shape == vol.shape and np.array_equal(info.fov_mask[2], fov)
+    for k in range(4):
+        lung, body = medians(out[k])
+        assert lung < -700 and abs(body - 40) < 60
+
+
 def test_calibration_commutes_with_flips():
     img = normalised(phantom_hu(-2048))
     img[10:20, 30:40] = 0.9  # break the symmetry

@@ -484,9 +484,10 @@ def _calibrate(arr: np.ndarray) -> tuple[np.ndarray, dict, list[str], list[str],
         span = 1.0 if top <= 1.0 else 255.0 if top <= 255.0 else 65535.0 if top <= 65535.0 else max(top - vmin, 1.0)
         scale = ASSUMED_WINDOW_WIDTH_HU / span
         details["assumed_window_width_hu"] = ASSUMED_WINDOW_WIDTH_HU
+        clipped = " with the clipped darkest values as air" if saturated else ""
         warns.append(
             f"the image is too ambiguous to calibrate ({reason}); best guess: a {ASSUMED_WINDOW_WIDTH_HU:g} HU "
-            "wide window with the clipped darkest values as air. Give the window (--window LOW,HIGH) if you know it"
+            f"wide window{clipped}. Give the window (--window LOW,HIGH) if you know it"
         )
         flags.append("intensity_ambiguous")
     offset = SOFT_TISSUE_HU - scale * tissue_ref

@@ -457,6 +457,28 @@ def test_other_orientation_is_refused(series, tmp_path):
         write_seg(result_with(flipped, known_labels(flipped.shape)), tmp_path / "seg.dcm")
 
 
+def test_multiframe_mixed_with_single_frames_is_refused(series, tmp_path):
+    enhanced = write_multiframe(tmp_path / "mf")
+    meta = series.metadata["dicom"]
+    meta["files"] = [str(enhanced)] + meta["files"][1:]
+    del meta["sop_instance_uids"]
+    with pytest.raises(OutputError, match="mixes multi-frame files with other images"):
+        write_seg(result_with(series, known_labels(series.shape)), tmp_path / "seg.dcm")
+
+
+def test_source_without_position_is_refused(series, tmp_path):
+    blank([series.metadata["dicom"]["files"][2]], ImagePositionPatient=None)
+    with pytest.raises(OutputError, match="source frame 2 has no ImageOrientationPatient/ImagePositionPatient"):
+        write_seg(result_with(series, known_labels(series.shape)), tmp_path / "seg.dcm")
+
+
+def test_2d_labels_on_a_multiframe_source_are_refused(tmp_path):
+    vol, _ = volume_from_multiframe(write_multiframe(tmp_path))
+    flat = Volume(vol.array[0], vol.spacing[1:], vol.origin, vol.direction, vol.metadata)
+    with pytest.raises(OutputError, match="the labels are one 2D slice but the source has 5 frames"):
+        write_seg(result_with(flat, known_labels(vol.shape)[1]), tmp_path / "seg.dcm")
+
+
 def test_highdicom_refusal_becomes_output_error(tmp_path):
     files = write_series(tmp_path / "ct")
     ds = pydicom.dcmread(files[0])

@@ -53,6 +53,8 @@ class Settings:
     # Sizes ----------------------------------------------------------------------
     working_spacing_mm: float = 2.0
     """In-plane pixel size (mm) of the coarse grid the 3D steps run on (finer inputs are block-averaged)."""
+    body_opening_mm: float = 2.0
+    """In-plane opening radius that detaches the table and thin straps from the patient."""
     min_lung_volume_ml: float = 30.0
     """An air component inside the body smaller than this (3D) is not a lung."""
     min_lung_area_mm2: float = 400.0

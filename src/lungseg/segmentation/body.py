@@ -9,6 +9,9 @@ from scipy import ndimage as ndi
 
 __all__ = ["body_mask", "estimate_pixel_size_mm", "smooth_mm"]
 
+_IN_PLANE = np.zeros((3, 3, 3), bool)
+_IN_PLANE[1, 1, :] = _IN_PLANE[1, :, 1] = True
+
 
 def smooth_mm(image: np.ndarray, spacing: tuple[float, ...], sigma_mm: float) -> np.ndarray:
     """In-plane Gaussian smoothing with ``sigma_mm`` millimetres (axes 1 and 2 of a (z, y, x) array).
@@ -23,17 +26,21 @@ def smooth_mm(image: np.ndarray, spacing: tuple[float, ...], sigma_mm: float) ->
     return ndi.gaussian_filter(image, sigma, truncate=2.5)
 
 
-def body_mask(image: np.ndarray, threshold_hu: float) -> np.ndarray:
-    """The patient's body in a (z, y, x) image: voxels above ``threshold_hu``, holes filled slice by slice,
-    largest 3D component.
+def body_mask(image: np.ndarray, threshold_hu: float, spacing: tuple[float, ...] = (1.0, 1.0, 1.0), opening_mm: float = 0.0) -> np.ndarray:
+    """The patient's body in a (z, y, x) image: voxels above ``threshold_hu``, opened in-plane by
+    ``opening_mm``, largest 3D component, holes filled slice by slice.
 
-    The table, cushions, clothing or leads that do not touch the patient are separate components and
-    are dropped; the lungs and all air enclosed in a slice are inside the body.
+    The table, cushions, clothing or leads are separate components, or become separate when the thin
+    shells and straps joining them to the patient are opened away, and are dropped; the lungs and all
+    air enclosed in a slice are inside the body.
 
     Parameters
     ----------
     image : ndarray (Z, Y, X), (pseudo-)HU
     threshold_hu : float
+    spacing : 3 floats, mm
+    opening_mm : float
+        Radius (mm, in-plane) of the opening that detaches the table; 0 turns it off.
 
     Returns
     -------
@@ -48,12 +55,19 @@ def body_mask(image: np.ndarray, threshold_hu: float) -> np.ndarray:
     (25, True, False)
     """
     dense = image > threshold_hu
+    if not dense.any():
+        return dense
+    steps = int(round(opening_mm / min(spacing[1], spacing[2])))
+    if steps > 0:
+        core = ndi.binary_erosion(dense, _IN_PLANE, iterations=steps)
+        if core.any():
+            core = cc3d.largest_k(core, k=1, connectivity=6) > 0
+            dense &= ndi.binary_dilation(core, _IN_PLANE, iterations=steps)
+    dense = cc3d.largest_k(dense, k=1, connectivity=6) > 0
     filled = np.empty_like(dense)
     for z in range(dense.shape[0]):
         filled[z] = fill_voids.fill(dense[z]) if dense[z].any() else False
-    if not filled.any():
-        return filled
-    return cc3d.largest_k(filled, k=1, connectivity=6) > 0
+    return filled
 
 
 def estimate_pixel_size_mm(image: np.ndarray, threshold_hu: float, assumed_body_width_mm: float) -> float | None:

@@ -133,7 +133,7 @@ def segment_hu(
     work = smooth_mm(block_mean(image, factors), work_spacing, settings.smoothing_sigma_mm)
     lap("grid_s")
 
-    body = body_mask(work, settings.body_threshold_hu)
+    body = body_mask(work, settings.body_threshold_hu, work_spacing, settings.body_opening_mm)
     air = inside_air(work, body, settings.air_threshold_hu)
     lungs = select_lungs(air, work, body, work_spacing, settings)
     if image.shape[0] == 1 and lungs.any() and not calibrated:

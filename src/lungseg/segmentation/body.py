@@ -58,12 +58,13 @@ def body_mask(image: np.ndarray, threshold_hu: float, spacing: tuple[float, ...]
     if not dense.any():
         return dense
     steps = int(round(opening_mm / min(spacing[1], spacing[2])))
-    if steps > 0:
-        core = ndi.binary_erosion(dense, _IN_PLANE, iterations=steps)
-        if core.any():
-            core = cc3d.largest_k(core, k=1, connectivity=6) > 0
-            dense &= ndi.binary_dilation(core, _IN_PLANE, iterations=steps)
-    dense = cc3d.largest_k(dense, k=1, connectivity=6) > 0
+    core = ndi.binary_erosion(dense, _IN_PLANE, iterations=steps) if steps > 0 else None
+    if core is not None and core.any():
+        core = cc3d.largest_k(core, k=1, connectivity=6) > 0
+        # every dense voxel next to the core touches it: the result is one component
+        dense &= ndi.binary_dilation(core, _IN_PLANE, iterations=steps)
+    else:
+        dense = cc3d.largest_k(dense, k=1, connectivity=6) > 0
     filled = np.empty_like(dense)
     for z in range(dense.shape[0]):
         filled[z] = fill_voids.fill(dense[z]) if dense[z].any() else False

@@ -62,7 +62,18 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 success, 1 some cases failed, 2 bad input/usage, 3 missing extra)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    logger = logging.getLogger("lungseg")
+    saved_level = logger.level
     _setup_logging(args.verbose, args.quiet)
+    logging.captureWarnings(True)  # library warnings (e.g. from pydicom, highdicom) become log lines, not raw text
+    try:
+        return _run(args)
+    finally:
+        logging.captureWarnings(False)
+        logger.setLevel(saved_level)  # main() may run many times in one process (tests, notebooks)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.run(args) or EXIT_OK)
     except LungsegError as err:

@@ -75,7 +75,7 @@ def output_paths(args: argparse.Namespace) -> dict[str, Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..api import segment
+    from ..api import read, segment
     from ..io import check_output_path
 
     settings = build_settings(args)
@@ -86,7 +86,11 @@ def run(args: argparse.Namespace) -> int:
     for kind, path in outputs.items():
         check_output_path(path, inputs=[args.input], kind=kind, seg=(kind == "mask" and args.format == "seg"))
 
-    res = segment(args.input, settings=settings, window=args.window, hu=args.hu, **read_options(args))
+    volume = read(args.input, **read_options(args))
+    if args.format == "seg" and "dicom" not in volume.metadata:
+        raise OutputError(f"DICOM SEG output needs a DICOM input; {args.input} is {volume.metadata.get('format', 'not DICOM')}",
+                          hint="write the mask as .nii.gz or .nrrd instead")
+    res = segment(volume, settings=settings, window=args.window, hu=args.hu)
     written = write_outputs(res, outputs, args)
     print(summary(res, written))
     return 0

@@ -147,6 +147,7 @@ def test_fast_pixel_path_equals_pydicom_path(tmp_path, monkeypatch):
 
 
 def test_duplicate_slice_is_dropped_with_a_warning(tmp_path, caplog):
+    caplog.set_level("WARNING", logger="lungseg")  # (an earlier CLI test may have set it to ERROR)
     make_series(tmp_path, [0.0, 2.0, 4.0, 6.0])
     shutil.copy(tmp_path / "im002.dcm", tmp_path / "copy.dcm")
     ct = read(tmp_path)

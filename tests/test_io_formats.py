@@ -70,6 +70,7 @@ def test_nifti_in_ras_is_read_in_lps():
 
 @pytest.mark.data
 def test_user_spacing_overrides_the_file_with_a_warning(caplog):
+    caplog.set_level("WARNING", logger="lungseg")
     ct = read(shared("cip", "ct-64.nrrd"), spacing=(1.0, 1.0, 1.0))
     assert ct.spacing == (1.0, 1.0, 1.0)
     assert "instead of the file's" in caplog.text

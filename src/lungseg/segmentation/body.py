@@ -60,15 +60,23 @@ def body_mask(image: np.ndarray, threshold_hu: float, spacing: tuple[float, ...]
     steps = int(round(opening_mm / min(spacing[1], spacing[2])))
     core = ndi.binary_erosion(dense, _IN_PLANE, iterations=steps) if steps > 0 else None
     if core is not None and core.any():
-        core = cc3d.largest_k(core, k=1, connectivity=6) > 0
+        core = _largest(core)
         # every dense voxel next to the core touches it: the result is one component
         dense &= ndi.binary_dilation(core, _IN_PLANE, iterations=steps)
     else:
-        dense = cc3d.largest_k(dense, k=1, connectivity=6) > 0
+        dense = _largest(dense)
     filled = np.empty_like(dense)
     for z in range(dense.shape[0]):
         filled[z] = fill_voids.fill(dense[z]) if dense[z].any() else False
     return filled
+
+
+def _largest(mask: np.ndarray) -> np.ndarray:
+    """The largest 6-connected component of a non-empty mask (faster than cc3d.largest_k for one)."""
+    labels = cc3d.connected_components(mask, connectivity=6, binary_image=True)
+    counts = np.bincount(labels.ravel())
+    counts[0] = 0
+    return labels == counts.argmax()
 
 
 def estimate_pixel_size_mm(image: np.ndarray, threshold_hu: float, assumed_body_width_mm: float) -> float | None:

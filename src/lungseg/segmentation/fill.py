@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cc3d
 import fill_voids
 import numpy as np
 from scipy import ndimage as ndi
@@ -97,7 +98,8 @@ def refine_to_full(
 
     Inside the labels (eroded by one working voxel in-plane) everything is lung: vessels and nodules stay
     in. In a band one working voxel wide on each side of the boundary, a full-resolution voxel is lung
-    when it is below ``air_threshold_hu``. Voxels of ``exclude`` (airways, working grid) are never lung.
+    when it is below ``air_threshold_hu``; band voxels not connected to the inside are dropped (no specks).
+    Voxels of ``exclude`` (airways, working grid) are never lung.
 
     Parameters
     ----------
@@ -127,5 +129,12 @@ def refine_to_full(
     full_shape = tuple(b.stop - b.start for b in full_box)
     keep_all = upsample(inner, factors, full_shape)
     lab = upsample(outer, factors, full_shape)
-    out[full_box] = np.where(keep_all | ((lab > 0) & (image[full_box] < air_threshold_hu)), lab, 0)
+    result = np.where(keep_all | ((lab > 0) & (image[full_box] < air_threshold_hu)), lab, 0)
+    # boundary pixels cut off from the lung by the threshold would be specks: drop them
+    parts, n = cc3d.connected_components(result > 0, connectivity=6, return_N=True)
+    attached = np.zeros(n + 1, bool)
+    attached[parts[keep_all]] = True
+    attached[0] = False
+    result[~attached[parts]] = 0
+    out[full_box] = result
     return out

@@ -81,7 +81,8 @@ def write_dicom_series(folder: Path, array: np.ndarray, *, series_uid: str, moda
         ds.file_meta = meta
         ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
         ds.Modality, ds.SeriesInstanceUID, ds.StudyInstanceUID = modality, series_uid, "1.2.826.0.1.3680043.8.498.7"
-        ds.PatientID, ds.ImageType, ds.InstanceNumber = "phantom", list(image_type), k + 1
+        ds.PatientID, ds.PatientName, ds.ImageType, ds.InstanceNumber = "phantom", "Phantom^A", list(image_type), k + 1
+        ds.FrameOfReferenceUID, ds.SeriesNumber = "1.2.826.0.1.3680043.8.498.8", 1
         ds.ImagePositionPatient, ds.ImageOrientationPatient = [0, 0, 5.0 * k], [1, 0, 0, 0, 1, 0]
         ds.PixelSpacing, ds.SliceThickness = [4.0, 4.0], 5.0
         ds.Rows, ds.Columns = plane.shape
@@ -403,3 +404,36 @@ def test_real_dicom_series_beside_its_nrrd(tmp_path: Path):
     assert nrrd["status"] == "ok", nrrd["error"]
     assert dicom["total_ml"] == pytest.approx(nrrd["total_ml"], rel=1e-4) and nrrd["total_ml"] > 1000
     assert (tmp_path / "out" / "cip" / "ct-64Dicom" / f"{dicom['id'].split('#')[1]}.mask.nii.gz").exists()
+
+
+def test_progress_bar_on_a_terminal(monkeypatch):
+    import io
+
+    from lungseg.cli.batch import _Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    term = Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    progress = _Progress(quiet=False)
+    progress({"id": "a", "status": "ok", "time_s": 1.0}, 1, 2)
+    progress({"id": "b", "status": "failed", "error": "bad", "time_s": None}, 2, 2)
+    progress.close()
+    text = term.getvalue()
+    assert "2/2" in text and "failed=1" in text and "lungseg: [" not in text  # a bar, not log lines
+
+
+def test_seg_format_for_dicom_cases_only(tmp_path: Path):
+    pytest.importorskip("highdicom")
+    root = tmp_path / "in"
+    write_dicom_series(root / "ct", phantom(shape=(8, 40, 40)), series_uid="1.2.3.4")
+    write_volume(root / "vol.nii.gz", phantom())
+    result = run_batch(root, tmp_path / "out", workers=1, options=BatchOptions(format="seg", qc=False))
+    rows = {r["id"]: r for r in result.rows}
+    assert rows["ct#1.2.3.4"]["status"] == "ok", rows["ct#1.2.3.4"]["error"]
+    assert rows["ct#1.2.3.4"]["outputs"]["mask"] == "ct/1.2.3.4.mask.seg.dcm"
+    assert (tmp_path / "out" / "ct" / "1.2.3.4.mask.seg.dcm").exists()
+    assert rows["vol.nii.gz"]["outputs"]["mask"] == "vol.mask.nii.gz"
+    assert "seg_needs_dicom_input" in rows["vol.nii.gz"]["flags"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import logging.handlers
 import multiprocessing
 import os
 from collections import deque
@@ -190,13 +191,45 @@ def _failed_row(task: dict, error: str) -> dict:
             "outputs": {}, "time_s": None}
 
 
-def _mp_context() -> multiprocessing.context.BaseContext:
-    """forkserver (workers start from a process that has lungseg imported already), else spawn."""
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["lungseg.api", "lungseg.batch.worker"])
-        return ctx
-    return multiprocessing.get_context("spawn")
+class _Redispatch(logging.Handler):
+    """Hands a record logged in a worker process to the logger of the same name in this process."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger(record.name).handle(record)
+
+
+def _init_worker(log_queue, level: int) -> None:
+    """Pool worker start-up: send lungseg's log records to the main process, which shows them its way."""
+    logger = logging.getLogger("lungseg")
+    logger.handlers[:] = [logging.handlers.QueueHandler(log_queue)]
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+class _Pools:
+    """Makes process pools whose workers start quickly and log through this process."""
+
+    def __init__(self) -> None:
+        if "forkserver" in multiprocessing.get_all_start_methods():  # start from a process with lungseg imported
+            self.context = multiprocessing.get_context("forkserver")
+            self.context.set_forkserver_preload(["lungseg.api", "lungseg.batch.worker"])
+        else:
+            self.context = multiprocessing.get_context("spawn")
+        self.log_queue = self.context.Queue()
+        self.listener = logging.handlers.QueueListener(self.log_queue, _Redispatch())
+
+    def __enter__(self) -> "_Pools":
+        self.listener.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.listener.stop()
+        self.log_queue.close()
+
+    def pool(self, workers: int) -> ProcessPoolExecutor:
+        level = logging.getLogger("lungseg").getEffectiveLevel()
+        return ProcessPoolExecutor(max_workers=workers, mp_context=self.context, initializer=_init_worker,
+                                   initargs=(self.log_queue, level))
 
 
 def _run_sequential(tasks: list[dict]) -> Iterator[dict]:
@@ -225,10 +258,15 @@ def _run_pool(tasks: list[dict], workers: int, fn: Callable[[dict], dict] = run_
     dies (killed, out of memory), only those cases are suspects: each is run again alone in a fresh process
     (and fails only if it kills that one too), then the others go on in a fresh pool.
     """
+    with _Pools() as pools:
+        yield from _run_pools(pools, tasks, workers, fn)
+
+
+def _run_pools(pools: _Pools, tasks: list[dict], workers: int, fn: Callable[[dict], dict]) -> Iterator[dict]:
     queue = deque(tasks)
     while queue:
         suspects: list[dict] = []
-        with ProcessPoolExecutor(max_workers=min(workers, len(queue)), mp_context=_mp_context()) as pool:
+        with pools.pool(min(workers, len(queue))) as pool:
             running: dict[Future, dict] = {}
             try:
                 while (queue or running) and not suspects:
@@ -250,7 +288,7 @@ def _run_pool(tasks: list[dict], workers: int, fn: Callable[[dict], dict] = run_
             log.warning("a worker process died; running the %d cases it may have been on again, one at a time",
                         len(suspects))
         for task in suspects:
-            with ProcessPoolExecutor(max_workers=1, mp_context=_mp_context()) as alone:
+            with pools.pool(1) as alone:
                 yield _result_row(alone.submit(fn, task), task)
 
 

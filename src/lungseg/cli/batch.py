@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import sys
 from pathlib import Path
 
@@ -31,7 +33,7 @@ def add_parser(sub) -> None:
                     "Exit code 1 when some cases failed.")
     p.add_argument("input_root", type=Path, help="folder holding the scans (searched recursively)")
     p.add_argument("output_root", type=Path, help="folder for the outputs (created if needed)")
-    p.add_argument("--pattern", metavar="GLOB", help="only cases whose relative path matches, e.g. 'patient*/**' or '*.nii.gz'")
+    p.add_argument("--pattern", metavar="GLOB", help="only cases whose relative path matches (fnmatch; * also matches /), e.g. 'patient0*' or '*.nii.gz'")
     how = p.add_argument_group("running")
     how.add_argument("--workers", type=positive_int, metavar="N", help="parallel processes (default: every core; 1 = one after the other)")
     how.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler (tcp://host:8786) to send the cases to (needs lungseg[dask])")
@@ -88,10 +90,17 @@ def run_command(args: argparse.Namespace) -> int:
                            mask_ext=args.mask_ext, png_values=args.png_values, spacing=args.spacing,
                            force=args.force, window=args.window, hu=args.hu)
     progress = _Progress(args.quiet)
+    if sys.stderr.isatty() and not args.quiet:  # log lines above the bar, not through it
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        logs = logging_redirect_tqdm(loggers=[logging.getLogger("lungseg")])
+    else:
+        logs = contextlib.nullcontext()
     try:
-        result = run_batch(args.input_root, args.output_root, settings=build_settings(args), options=options,
-                           workers=args.workers, scheduler=args.scheduler, pattern=args.pattern,
-                           force_rerun=args.force_rerun, on_result=progress)
+        with logs:
+            result = run_batch(args.input_root, args.output_root, settings=build_settings(args), options=options,
+                               workers=args.workers, scheduler=args.scheduler, pattern=args.pattern,
+                               force_rerun=args.force_rerun, on_result=progress)
     finally:
         progress.close()
     found = result.discovery

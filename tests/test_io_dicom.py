@@ -472,3 +472,34 @@ def test_tilted_stack_is_reported(tmp_path):
     ct = read(tmp_path)
     assert ct.spacing[0] == pytest.approx(2.0)
     assert any("gantry tilt" in w for w in ct.metadata["warnings"])
+
+
+def _pydicom_test_file(name: str) -> Path:
+    import pydicom.data
+
+    path = Path(pydicom.data.__file__).parent / "test_files" / name
+    if not path.exists():
+        pytest.skip(f"pydicom test file {name} not installed")
+    return path
+
+
+@pytest.mark.parametrize("modality,kind", [("MR", "an MR image"), ("PT", "a PET image"), ("DX", "an X-ray radiograph")])
+def test_non_ct_single_file_is_refused_unless_forced(tmp_path, modality, kind):
+    path = make_slice(tmp_path / "a.dcm", np.zeros((SIDE, SIDE)), series_uid="1.2.5", modality=modality)
+    with pytest.raises(UnsupportedInputError, match=rf"is {kind} \(modality {modality}\), not CT \(.*--force"):
+        read(path)
+    assert read(path, force=True).shape == (SIDE, SIDE)
+
+
+@pytest.mark.parametrize("variant", ["MR_small_bigendian.dcm", "MR_small_implicit.dcm", "MR_small_RLE.dcm",
+                                     "MR_small_jp2klossless.dcm"])
+def test_transfer_syntaxes_of_one_image_read_alike(variant):
+    reference = read(_pydicom_test_file("MR_small.dcm"), force=True)
+    other = read(_pydicom_test_file(variant), force=True)
+    np.testing.assert_array_equal(reference.array, other.array)
+    assert reference.same_grid(other)
+
+
+def test_real_colour_dicom_is_refused():
+    with pytest.raises(UnsupportedInputError, match="is a colour image"):
+        read(_pydicom_test_file("SC_rgb_gdcm_KY.dcm"), force=True)

@@ -242,3 +242,14 @@ def test_palette_grey_alpha_and_bilevel_pictures(tmp_path, mode):
     ct = read(tmp_path / "a.png")
     assert ct.array.dtype == np.uint8
     np.testing.assert_array_equal(ct.array, grey)
+
+
+def test_2d_nrrd_is_a_2d_volume(tmp_path):
+    image = sitk.GetImageFromArray(_ramp(dtype=np.int16))
+    image.SetSpacing((0.5, 0.6))
+    image.SetOrigin((3.0, 4.0))
+    sitk.WriteImage(image, str(tmp_path / "a.nrrd"))
+    ct = read(tmp_path / "a.nrrd")
+    assert ct.is_2d and ct.spacing == pytest.approx((0.6, 0.5))
+    assert ct.origin == pytest.approx((3.0, 4.0, 0.0))
+    assert ct.direction == pytest.approx(np.eye(3))

@@ -211,7 +211,7 @@ def test_picture_spacing_from_option_not_dpi(tmp_path):
 def test_inspect_picture_reports_size_and_mode(tmp_path):
     Image.fromarray(_ramp()).save(tmp_path / "a.png")
     facts = inspect(tmp_path / "a.png")
-    assert facts["format"] == "png" and facts["mode"] == "L" and facts["file_size"] == "40×32 pixels"
+    assert facts["format"] == "png" and facts["mode"] == "L" and facts["stored_size"] == "40×32 pixels"
 
 
 # -- recognising formats ---------------------------------------------------------------------------------

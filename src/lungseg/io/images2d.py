@@ -123,7 +123,7 @@ def inspect_image2d(path: str | os.PathLike, fmt: str) -> dict[str, Any]:
     path = Path(path)
     image = _open(path)
     try:
-        return {"path": str(path), "format": fmt, "file_size": f"{image.width}×{image.height} pixels",
+        return {"path": str(path), "format": fmt, "stored_size": f"{image.width}×{image.height} pixels",
                 "mode": image.mode, "pages": getattr(image, "n_frames", 1)}
     finally:
         image.close()

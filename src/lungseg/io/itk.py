@@ -139,7 +139,7 @@ def inspect_itk(path: str | os.PathLike, fmt: str) -> dict[str, Any]:
     return {
         "path": str(path),
         "format": fmt,
-        "file_size": " × ".join(str(s) for s in reader.GetSize()) + " voxels (x, y, z order)",
+        "stored_size": " × ".join(str(s) for s in reader.GetSize()) + " voxels (x, y, z order)",
         "pixel_type": sitk.GetPixelIDValueAsString(reader.GetPixelID()),
     }
 

@@ -285,6 +285,18 @@ def test_killed_run_resumes(tmp_path: Path):
     assert len(list(out.glob("*.mask.nii.gz"))) == 14
 
 
+def test_temporaries_left_by_a_killed_run_are_removed(tmp_path: Path):
+    write_volume(tmp_path / "in" / "a.nii.gz", phantom())
+    out = tmp_path / "out"
+    out.mkdir()
+    left = [out / ".a.mask.nii.gz.k2j3.tmp.nii.gz", out / ".a.done.json.x1.tmp", out / ".results.csv.q9.tmp"]
+    for path in left:
+        path.write_bytes(b"half")
+    (out / ".keep-me").write_text("not ours")
+    run_batch(tmp_path / "in", out, workers=1)
+    assert temporaries(out) == [out / ".keep-me"]
+
+
 def test_changing_a_setting_or_an_input_reprocesses(tmp_path: Path):
     root = tmp_path / "in"
     write_volume(root / "a.nii.gz", phantom())
@@ -331,8 +343,11 @@ def test_index_html_escapes_and_puts_failures_first(tmp_path: Path):
     root = tmp_path / "in"
     write_volume(root / "a<b>&'x.nii.gz", phantom())
     (root / "z_bad.nii.gz").write_text("<script>alert(1)</script>")
+    write_volume(root / "m_soft_tissue_only.nii.gz", phantom(lung_hu=40))
     result = run_batch(root, tmp_path / "out", workers=1)
+    assert "no_lung_found" in next(r for r in result.rows if r["id"] == "m_soft_tissue_only.nii.gz")["flags"]
     page = result.index_html.read_text()
+    assert page.index("z_bad.nii.gz") < page.index("m_soft_tissue_only") < page.index("a&lt;b&gt;")
     assert "<script>" not in page and "a<b>" not in page
     assert "a&lt;b&gt;&amp;&#x27;x.nii.gz" in page
     assert page.index("z_bad.nii.gz") < page.index("a&lt;b&gt;")  # the failure comes first
@@ -362,6 +377,10 @@ def test_cli_usage_errors(tmp_path: Path, capsys):
         main(["batch", str(tmp_path), str(tmp_path / "o"), "--workers", "0"])
     assert stop.value.code == 2
     assert "must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main(["batch", str(tmp_path), str(tmp_path / "o"), "--workers", "two"])
+    assert stop.value.code == 2
+    assert "expected a whole number, got 'two'" in capsys.readouterr().err
     assert main(["batch", str(tmp_path / "nothing"), str(tmp_path / "o")]) == 2
     assert "is not a folder" in capsys.readouterr().err
 

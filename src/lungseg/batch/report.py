@@ -71,7 +71,7 @@ body{font:13px/1.35 system-ui,sans-serif;margin:12px;background:#f4f4f4;color:#2
 h1{font-size:18px;margin:0 0 4px} p.sum{margin:0 0 10px}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(230px,1fr));gap:8px}
 .case{background:#fff;border:1px solid #ccc;border-radius:4px;padding:6px;overflow-wrap:anywhere}
-.case.failed{border:2px solid #c62828;background:#fff3f3}
+.case.failed{border:2px solid #c62828;background:#fff3f3} .case.nolung{border:2px solid #e0a000}
 .case img{width:100%;height:170px;object-fit:contain;background:#000;display:block}
 .noimg{height:170px;display:flex;align-items:center;justify-content:center;background:#ddd;color:#666}
 .id{font-weight:600;margin:4px 0 2px} .err{color:#b71c1c} .flags{color:#8a5a00} .st{float:right;color:#555}
@@ -102,7 +102,8 @@ def _card(row: dict) -> str:
         picture = f'<a href="{src}"><img src="{src}" loading="lazy" alt="QC of {esc(row["id"])}"></a>'
     else:
         picture = '<div class="noimg">no QC picture</div>'
-    lines = [f'<div class="case {esc(row["status"])}">', picture,
+    empty = " nolung" if "no_lung_found" in (row.get("flags") or ()) else ""
+    lines = [f'<div class="case {esc(row["status"])}{empty}">', picture,
              f'<div class="id"><span class="st">{esc(row["status"])}</span>{esc(row["id"])}</div>']
     numbers = _numbers_line(row)
     if numbers:
@@ -117,7 +118,8 @@ def _card(row: dict) -> str:
 
 def write_index_html(rows: list[dict], path: str | os.PathLike, *, title: str = "lungseg batch",
                      n_cases: int | None = None, interrupted: bool = False) -> Path:
-    """Write a static review page: one card per case (QC thumbnail, numbers, flags, error), failures first.
+    """Write a static review page: one card per case (QC thumbnail, numbers, flags, error), failures first,
+    then cases where no lung was found.
 
     Image links are relative to the page, so the output folder can be moved or opened from disk.
     Every text is HTML-escaped.
@@ -135,7 +137,7 @@ def write_index_html(rows: list[dict], path: str | os.PathLike, *, title: str = 
         Say on the page that the run did not finish.
     """
     esc = html.escape
-    ordered = sorted(rows, key=lambda r: (r["status"] != "failed", r["id"]))
+    ordered = sorted(rows, key=lambda r: (r["status"] != "failed", "no_lung_found" not in (r.get("flags") or ()), r["id"]))
     counts = {s: sum(1 for r in rows if r["status"] == s) for s in ("ok", "skipped-done", "failed")}
     summary = f"{len(rows)} cases: {counts['ok']} segmented, {counts['skipped-done']} already done, {counts['failed']} failed"
     if interrupted:
@@ -145,7 +147,7 @@ def write_index_html(rows: list[dict], path: str | os.PathLike, *, title: str = 
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{esc(title)}</h1>",
-        f'<p class="sum">{esc(summary)}. Failures first; click a picture to enlarge it. '
+        f'<p class="sum">{esc(summary)}. Failures first (red), then no lung found (amber); click a picture to enlarge it. '
         'Numbers also in <a href="results.csv">results.csv</a>.</p>',
         '<div class="grid">',
         *(_card(r) for r in ordered),

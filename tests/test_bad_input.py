@@ -406,3 +406,157 @@ def test_cli_segment_writes_nothing_when_one_output_is_impossible(tmp_path, caps
     _, err = capsys.readouterr()
     _check_one_line_error(code, err, "this image is int16")
     assert list(tmp_path.iterdir()) == []
+
+
+# -- the remaining raises, one test each ----------------------------------------------------------------------
+
+
+def test_unreadable_file(tmp_path, monkeypatch):
+    from lungseg.io import formats
+
+    path = _png(tmp_path / "a.png")
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(formats, "open", denied, raising=False)
+    with pytest.raises(InputError, match=r"cannot open .*a.png: Permission denied"):
+        read(path)
+
+
+def test_check_array_refuses_4d():
+    from lungseg.io.validate import check_array
+
+    with pytest.raises(UnsupportedInputError, match=r"the array is 4D with shape \(2, 2, 20, 20\).*one phase at a time"):
+        check_array(np.zeros((2, 2, 20, 20)), source="the array")
+
+
+def test_negative_spacing_is_refused(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros((32, 32), np.int16))
+    with pytest.raises(InputError, match=r"spacing must be positive numbers of mm, got \(-0.5, -0.5\)"):
+        read(tmp_path / "a.npy", spacing=(-0.5,))
+
+
+def test_not_an_image_series_cannot_be_chosen_by_uid(tmp_path):
+    make_series(tmp_path / "ct", [0.0, 2.0, 4.0])
+    path = make_slice(tmp_path / "sr" / "sr.dcm", np.zeros((SIDE, SIDE)), series_uid="1.2.88")
+    ds = pydicom.dcmread(path)
+    del ds.PixelData
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.88.22"
+    ds.save_as(path)
+    with pytest.raises(InputError, match=r"series 1.2.88 in .* is not an image: structured report"):
+        read(tmp_path, series_uid="1.2.88")
+
+
+def test_mixed_sizes_chosen_by_uid(tmp_path):
+    uid = pydicom.uid.generate_uid()
+    make_series(tmp_path, [0.0, 2.0], series_uid=uid)
+    make_series(tmp_path, [4.0], series_uid=uid, names=["z.dcm"], shape=(SIDE + 2, SIDE))
+    with pytest.raises(InputError, match=r"the images in .* have several sizes \(24×24, 26×24\) and cannot form one volume"):
+        read(tmp_path, series_uid=uid)
+
+
+def test_folder_of_unreadable_dicom(tmp_path, monkeypatch):
+    from lungseg.io import dicom
+
+    make_slice(tmp_path / "a.dcm", np.zeros((SIDE, SIDE)), series_uid="1.2.6")
+
+    def corrupt(path, force=False):
+        raise InputError(f"{path} is a corrupt or truncated DICOM file")
+
+    monkeypatch.setattr(dicom, "read_header", corrupt)
+    dicom._scan.cache_clear()
+    with pytest.raises(InputError, match=r"no readable DICOM images in .*: 1 DICOM file\(s\) could not be read "
+                                         r"\(first: .*a.dcm is a corrupt or truncated DICOM file\)"):
+        read(tmp_path)
+    dicom._scan.cache_clear()
+
+
+def test_folder_of_a_cut_dicom_header(tmp_path):
+    path = make_slice(tmp_path / "a.dcm", np.zeros((SIDE, SIDE)), series_uid="1.2.6")
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(InputError, match=r"no usable image series .*not an image: an object without pixel data"):
+        read(tmp_path)
+
+
+def test_find_dicom_series_of_a_missing_folder(tmp_path):
+    from lungseg.io import find_dicom_series
+
+    with pytest.raises(InputError, match=r"gone does not exist"):
+        find_dicom_series(tmp_path / "gone")
+
+
+def test_undecodable_compression(tmp_path, monkeypatch):
+    from pydicom.uid import RLELossless
+
+    path = make_slice(tmp_path / "a.dcm", np.zeros((SIDE, SIDE)), series_uid="1.2.7")
+    ds = pydicom.dcmread(path)
+    ds.compress(RLELossless)
+    ds.save_as(path)
+
+    def no_decoder(uid):
+        raise NotImplementedError(uid)
+
+    monkeypatch.setattr("pydicom.pixels.get_decoder", no_decoder)
+    with pytest.raises(UnsupportedInputError, match=r"is compressed with RLE Lossless, which lungseg cannot decode"):
+        read(path)
+
+
+def test_multiframe_without_positions(tmp_path):
+    path = make_slice(tmp_path / "mf.dcm", np.zeros((SIDE, SIDE)), series_uid="1.2.8")
+    ds = pydicom.dcmread(path)
+    ds.NumberOfFrames = 2
+    ds.PixelData = ds.PixelData * 2
+    ds.save_as(path)
+    with pytest.raises(UnsupportedInputError, match=r"is a multi-frame DICOM without per-frame positions"):
+        read(path)
+
+
+def test_multiframe_mixed_with_single_frames(tmp_path):
+    uid = pydicom.uid.generate_uid()
+    make_series(tmp_path, [0.0, 2.0], series_uid=uid)
+    ds = pydicom.dcmread(tmp_path / "im000.dcm")
+    ds.NumberOfFrames = 2
+    ds.PixelData = ds.PixelData * 2
+    ds.save_as(tmp_path / "im000.dcm")
+    with pytest.raises(UnsupportedInputError, match=r"mixes multi-frame files with other images"):
+        read(tmp_path)
+
+
+def test_inspect_of_a_corrupt_nrrd(tmp_path):
+    from lungseg.io import inspect
+
+    (tmp_path / "a.nrrd").write_text("NRRD0004\ntype: nonsense\n\n")
+    with pytest.raises(InputError, match=r"cannot read .*a.nrrd as NRRD"):
+        inspect(tmp_path / "a.nrrd")
+
+
+def test_truncated_npz(tmp_path):
+    np.savez(tmp_path / "a.npz", image=np.zeros((64, 64), np.int16))
+    with pytest.raises(InputError, match=r"cannot read .*a.npz as NumPy"):
+        read(_cut_in_half(tmp_path / "a.npz"))
+
+
+def test_5d_array(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros((2, 2, 2, 20, 20), np.int16))
+    with pytest.raises(UnsupportedInputError, match=r"is 5D with shape \(2, 2, 2, 20, 20\)"):
+        read(tmp_path / "a.npy")
+
+
+def test_png_with_a_broken_header(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    with pytest.raises(InputError, match=r"a.png is not a readable image \(it may be corrupt or misnamed\)"):
+        read(tmp_path / "a.png")
+
+
+def test_cmyk_picture_is_refused(tmp_path):
+    Image.new("CMYK", (32, 32)).save(tmp_path / "a.jpg")
+    with pytest.raises(UnsupportedInputError, match=r"has pixel mode CMYK, which lungseg does not read"):
+        read(tmp_path / "a.jpg")
+
+
+def test_tiff_pages_of_different_sizes(tmp_path):
+    first, second = Image.new("L", (32, 32)), Image.new("L", (40, 32))
+    first.save(tmp_path / "a.tif", save_all=True, append_images=[second])
+    with pytest.raises(InputError, match=r"the pages of .*a.tif differ in size or type"):
+        read(tmp_path / "a.tif")

@@ -39,7 +39,12 @@ NPZ_GEOMETRY_KEYS = ("spacing", "origin", "direction")
 def _load(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(image array, geometry arrays) of a .npy or .npz file."""
     try:
-        loaded = np.load(path, allow_pickle=False)
+        with open(path, "rb") as fh:  # opened here so a failing np.load cannot leave it open
+            loaded = np.load(fh, allow_pickle=False)
+            if isinstance(loaded, np.ndarray):
+                return loaded, {}
+            with loaded:
+                return _pick_npz_arrays(loaded, path)
     except ValueError as err:
         if "pickle" in str(err).lower():
             raise UnsupportedInputError(f"{path} holds Python objects (pickled), not a numeric array",
@@ -47,26 +52,23 @@ def _load(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         raise InputError(f"cannot read {path} as NumPy: {err}", hint="the file may be truncated or corrupt") from None
     except (OSError, EOFError, zipfile.BadZipFile) as err:
         raise InputError(f"cannot read {path} as NumPy: {err}", hint="the file may be truncated or corrupt") from None
-    if isinstance(loaded, np.ndarray):
-        return loaded, {}
-    with loaded:
-        names = list(loaded.files)
-        geometry_names = [k for k in NPZ_GEOMETRY_KEYS if k in names]
-        candidates = [k for k in names if k not in geometry_names]
-        key = next((k for k in NPZ_IMAGE_KEYS if k in candidates), None)
-        if key is None and len(candidates) == 1:
-            key = candidates[0]
-        if key is None:
-            listed = ", ".join(names) or "none"
-            raise InputError(
-                f"{path} holds {len(candidates)} arrays and none is named {', '.join(NPZ_IMAGE_KEYS)} (arrays: {listed})",
-                hint="save the image under the name 'image', or save it alone with numpy.save",
-            )
-        try:
-            return loaded[key], {k: loaded[k] for k in geometry_names}
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
-            raise InputError(f"cannot read array {key!r} of {path}: {err}",
-                             hint="the file may be truncated or corrupt") from None
+
+
+def _pick_npz_arrays(loaded, path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The image array of an .npz (see the module rules) and its geometry arrays."""
+    names = list(loaded.files)
+    geometry_names = [k for k in NPZ_GEOMETRY_KEYS if k in names]
+    candidates = [k for k in names if k not in geometry_names]
+    key = next((k for k in NPZ_IMAGE_KEYS if k in candidates), None)
+    if key is None and len(candidates) == 1:
+        key = candidates[0]
+    if key is None:
+        listed = ", ".join(names) or "none"
+        raise InputError(
+            f"{path} holds {len(candidates)} arrays and none is named {', '.join(NPZ_IMAGE_KEYS)} (arrays: {listed})",
+            hint="save the image under the name 'image', or save it alone with numpy.save",
+        )
+    return loaded[key], {k: loaded[k] for k in geometry_names}
 
 
 def _to_image(array: np.ndarray, source: str) -> np.ndarray:

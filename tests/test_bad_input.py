@@ -33,6 +33,19 @@ def _png(path: Path) -> Path:
     return path
 
 
+def _without_pixels(path: Path, series_uid: str, sop_class: str | None = None) -> Path:
+    """A DICOM object without pixel data (a plain CT header, or another SOP class such as an SR)."""
+    ds = pydicom.dcmread(make_slice(path, np.zeros((SIDE, SIDE)), series_uid=series_uid))
+    del ds.PixelData
+    if sop_class:
+        ds.SOPClassUID = sop_class
+    ds.save_as(path)
+    return path
+
+
+SR = "1.2.840.10008.5.1.4.1.1.88.22"
+
+
 def _cut_in_half(path: Path) -> Path:
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
@@ -133,10 +146,7 @@ def test_truncated_dicom(tmp_path):
 
 
 def test_dicom_file_without_pixel_data(tmp_path):
-    path = make_slice(tmp_path / "a.dcm", np.zeros((SIDE, SIDE)), series_uid="1.3")
-    ds = pydicom.dcmread(path)
-    del ds.PixelData
-    ds.save_as(path)
+    path = _without_pixels(tmp_path / "a.dcm", "1.3")
     with pytest.raises(InputError, match=r"has no pixel data: it is an object without pixel data, not an image"):
         read(path)
     with pytest.raises(InputError, match=r"no usable image series .*not an image"):
@@ -144,11 +154,7 @@ def test_dicom_file_without_pixel_data(tmp_path):
 
 
 def test_structured_report_is_not_an_image(tmp_path):
-    path = make_slice(tmp_path / "a.dcm", np.zeros((SIDE, SIDE)), series_uid="1.4")
-    ds = pydicom.dcmread(path)
-    del ds.PixelData
-    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.88.22"
-    ds.save_as(path)
+    path = _without_pixels(tmp_path / "a.dcm", "1.4", SR)
     with pytest.raises(InputError, match=r"it is structured report, not an image"):
         read(path)
 
@@ -258,11 +264,7 @@ def _nan(tmp_path: Path) -> Path:
 
 
 def _no_pixels(tmp_path: Path) -> Path:
-    path = make_slice(tmp_path / "np.dcm", np.zeros((SIDE, SIDE)), series_uid="1.9")
-    ds = pydicom.dcmread(path)
-    del ds.PixelData
-    ds.save_as(path)
-    return path
+    return _without_pixels(tmp_path / "np.dcm", "1.9")
 
 
 def _text_nifti(tmp_path: Path) -> Path:
@@ -439,11 +441,8 @@ def test_negative_spacing_is_refused(tmp_path):
 
 def test_not_an_image_series_cannot_be_chosen_by_uid(tmp_path):
     make_series(tmp_path / "ct", [0.0, 2.0, 4.0])
-    path = make_slice(tmp_path / "sr" / "sr.dcm", np.zeros((SIDE, SIDE)), series_uid="1.2.88")
-    ds = pydicom.dcmread(path)
-    del ds.PixelData
-    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.88.22"
-    ds.save_as(path)
+    (tmp_path / "sr").mkdir()
+    _without_pixels(tmp_path / "sr" / "sr.dcm", "1.2.88", SR)
     with pytest.raises(InputError, match=r"series 1.2.88 in .* is not an image: structured report"):
         read(tmp_path, series_uid="1.2.88")
 

@@ -142,10 +142,12 @@ def summary(res, written: dict[str, Path]) -> str:
     """A few lines for the terminal: what was found and where it went."""
     import numpy as np
 
-    vox_ml = res.volume.voxel_volume_mm3 / 1000.0
+    from ..measure import result_spacing
+
+    voxel_mm3 = float(np.prod(result_spacing(res)))  # the estimated pixel size when the input had none
     right = int(np.count_nonzero(res.labels == 1))
     left = int(np.count_nonzero(res.labels == 2))
-    unit, scale = ("ml", vox_ml) if not res.volume.is_2d else ("cm²", res.volume.voxel_volume_mm3 / 100.0)
+    unit, scale = ("ml", voxel_mm3 / 1000.0) if not res.volume.is_2d else ("cm²", voxel_mm3 / 100.0)
     lines = [
         f"intensity: {res.intensity.path}",
         f"right lung: {right * scale:.1f} {unit}, left lung: {left * scale:.1f} {unit}"

@@ -79,3 +79,15 @@ def test_info_json_lists_every_series_of_a_folder(data_dir, capsys):
     assert info["chosen_series"] in {s["uid"] for s in info["series"]}
     assert {s["images"] for s in info["series"]} == {30}
     assert info["grid"]["shape"] == [30, 512, 512]
+
+
+def test_info_text_of_a_folder_with_many_series_stays_short(tmp_path, capsys):
+    from test_io_dicom import make_series
+
+    for k in range(15):
+        make_series(tmp_path / f"s{k:02d}", [0.0, 2.0, 4.0, 6.0], study_uid=f"1.{k}")
+    assert main(["-q", "info", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "15 found" in out
+    assert out.count("\n    * ") == 1 and out.count("\n    - ") == 11
+    assert "... and 3 more series (--json lists them all)" in out

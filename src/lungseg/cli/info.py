@@ -9,6 +9,8 @@ from typing import Any
 from ._common import add_read_options
 
 _LABEL_WIDTH = 13
+_MAX_SERIES_SHOWN = 12
+"""A folder tree with more series than this lists the chosen one and the first others (all with --json)."""
 
 
 def add_parser(sub) -> None:
@@ -47,7 +49,8 @@ def _series_lines(info: dict) -> list[str]:
     lines = [_row("series", f"{len(series)} found" + (f"; reading {chosen}" if chosen else ""))]
     if info.get("choice"):
         lines.append(_row("", f"(rule: {info['choice']})"))
-    for s in series:
+    shown = sorted(series, key=lambda s: s["uid"] != chosen)[:_MAX_SERIES_SHOWN]
+    for s in sorted(shown, key=series.index):
         mark = "*" if s["uid"] == chosen else "-"
         thickness = f", {_num(s['slice_thickness_mm'])} mm slices" if s.get("slice_thickness_mm") else ""
         desc = f' "{s["description"]}"' if s.get("description") else ""
@@ -57,6 +60,8 @@ def _series_lines(info: dict) -> list[str]:
         lines.append(f"        in {s['folder']}")
         if s.get("skipped"):
             lines.append(f"        skipped: {s['skipped']}")
+    if len(series) > len(shown):
+        lines.append(f"    ... and {len(series) - len(shown)} more series (--json lists them all)")
     return lines
 
 

@@ -358,6 +358,8 @@ def run_batch(
         Processes to use (default: every core); 1 runs the cases one after the other in this process.
     scheduler : str, optional
         Address of a running Dask distributed scheduler (``tcp://host:8786``); used instead of ``workers``.
+        Its workers need lungseg installed and must see ``input_root`` and ``output_root`` at the same paths
+        (a shared file system): only paths and small result dicts travel.
     pattern : str, optional
         Glob on the cases' relative paths (see ``discover_cases``).
     force_rerun : bool
@@ -389,6 +391,8 @@ def run_batch(
     remove_stale_temporaries([out_root / "results.csv", out_root / "index.html"])
     n_cases = len(discovery.cases)
     log.info("%d cases under %s (%d files that are not images skipped)", n_cases, in_root, discovery.non_image_files)
+    if n_cases == 0:
+        log.warning("no image or DICOM series found under %s%s", in_root, f" matching {pattern!r}" if pattern else "")
 
     rows: dict[str, dict] = {}
 

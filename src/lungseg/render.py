@@ -271,6 +271,6 @@ def write_qc(res: Any, path: str | os.PathLike) -> Path:
 
     rgb = qc_image(res.hu, res.labels, result_spacing(res), direction=res.volume.direction)
     buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, format="PNG", optimize=True)
+    Image.fromarray(rgb).save(buffer, format="PNG")  # optimize=True: 10x slower for ~10% smaller files
     data = buffer.getvalue()
     return write_atomic(path, lambda fh: fh.write(data), mode="wb")

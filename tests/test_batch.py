@@ -338,6 +338,24 @@ def test_a_dying_worker_fails_only_its_case(tmp_path: Path):
     assert rows["a.nii.gz"]["status"] == "ok" and rows["c.nii.gz"]["status"] == "ok"
 
 
+def crash_always(task: dict) -> dict:
+    """Runs in a pool worker: dies on every case (a broken environment)."""
+    os._exit(9)
+
+
+def test_workers_that_always_die_stop_the_run_with_a_clear_error(tmp_path: Path):
+    root = tmp_path / "in"
+    for name in ("a", "b", "c"):
+        write_volume(root / f"{name}.nii.gz", phantom())
+    cases = discover_cases(root).cases
+    settings, options = Settings(), BatchOptions(qc=False, report=False)
+    tasks = [batch_runner._task(c, case_outputs(c, tmp_path / "out", options), {}, settings, options, root.resolve())
+             for c in cases]
+    with pytest.raises(LungsegError, match="the worker processes die before finishing any case") as err:
+        list(batch_runner._run_pool(tasks, 2, fn=crash_always))
+    assert "--workers 1" in str(err.value)
+
+
 # --------------------------------------------------------------------------------------------- summaries
 def test_index_html_escapes_and_puts_failures_first(tmp_path: Path):
     root = tmp_path / "in"

@@ -5,11 +5,13 @@ The main process only handles paths and small dicts; the pixels stay in the work
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import logging.handlers
 import multiprocessing
+import multiprocessing.forkserver
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -170,6 +172,7 @@ def _done_row(outputs: dict[str, Path], key: dict) -> dict | None:
 def _task(case: Case, outputs: dict[str, Path], key: dict, settings: Settings, options: BatchOptions, root: Path) -> dict:
     return {
         "id": case.id,
+        "bytes": sum(f.stat().st_size for f in case.files),
         "input": case.input.relative_to(root).as_posix() or ".",
         "path": str(case.input),
         "kind": case.kind,
@@ -207,19 +210,24 @@ def _init_worker(log_queue, level: int) -> None:
 
 
 class _Pools:
-    """Makes process pools whose workers start quickly and log through this process."""
+    """Makes process pools whose workers start quickly and log through this process.
+
+    With forkserver, the server that forks the workers is started (and imports lungseg) at once, so its
+    start-up overlaps whatever this process does next (finding the cases).
+    """
 
     def __init__(self) -> None:
         if "forkserver" in multiprocessing.get_all_start_methods():  # start from a process with lungseg imported
             self.context = multiprocessing.get_context("forkserver")
             self.context.set_forkserver_preload(["lungseg.api", "lungseg.batch.worker"])
+            multiprocessing.forkserver.ensure_running()
         else:
             self.context = multiprocessing.get_context("spawn")
         self.log_queue = self.context.Queue()
         self.listener = logging.handlers.QueueListener(self.log_queue, _Redispatch())
+        self.listener.start()
 
     def __enter__(self) -> "_Pools":
-        self.listener.start()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -264,6 +272,7 @@ def _run_pool(tasks: list[dict], workers: int, fn: Callable[[dict], dict] = run_
 
 def _run_pools(pools: _Pools, tasks: list[dict], workers: int, fn: Callable[[dict], dict]) -> Iterator[dict]:
     queue = deque(tasks)
+    any_finished = False
     while queue:
         suspects: list[dict] = []
         with pools.pool(min(workers, len(queue))) as pool:
@@ -271,14 +280,18 @@ def _run_pools(pools: _Pools, tasks: list[dict], workers: int, fn: Callable[[dic
             try:
                 while (queue or running) and not suspects:
                     while queue and len(running) <= workers:
-                        task = queue.popleft()
-                        running[pool.submit(fn, task)] = task
+                        try:
+                            running[pool.submit(fn, queue[0])] = queue[0]
+                        except BrokenProcessPool:  # broke between two submissions: see it in `wait` below
+                            break
+                        queue.popleft()
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
                     for future in done:
                         task = running.pop(future)
                         if isinstance(future.exception(), BrokenProcessPool):
                             suspects.append(task)
                         else:
+                            any_finished = True
                             yield _result_row(future, task)
                 suspects += running.values()  # the pool is broken: every case in flight is lost
             except BaseException:
@@ -287,9 +300,18 @@ def _run_pools(pools: _Pools, tasks: list[dict], workers: int, fn: Callable[[dic
         if suspects:
             log.warning("a worker process died; running the %d cases it may have been on again, one at a time",
                         len(suspects))
+        alone_runs = []
         for task in suspects:
             with pools.pool(1) as alone:
-                yield _result_row(alone.submit(fn, task), task)
+                alone_runs.append((alone.submit(fn, task), task))
+                wait([alone_runs[-1][0]])
+        if alone_runs and not any_finished and all(isinstance(f.exception(), BrokenProcessPool) for f, _ in alone_runs):
+            raise LungsegError(
+                "the worker processes die before finishing any case (out of memory, or they cannot start)",
+                hint="try fewer --workers, or --workers 1 to run in this process and see the error")
+        for future, task in alone_runs:
+            any_finished = True
+            yield _result_row(future, task)
 
 
 def _run_dask(tasks: list[dict], address: str) -> Iterator[dict]:
@@ -384,8 +406,29 @@ def run_batch(
     options = options or BatchOptions()
     if workers is not None and workers < 1:
         raise SettingsError(f"workers must be at least 1, got {workers}")
-    in_root = Path(input_root).resolve()
-    out_root = Path(output_root).resolve()
+    n_workers = workers or default_workers()
+    use_pool = not scheduler and n_workers > 1
+    with _Pools() if use_pool else contextlib.nullcontext() as pools:
+        return _run_batch(Path(input_root).resolve(), Path(output_root).resolve(), settings, options,
+                          pattern=pattern, force_rerun=force_rerun, on_result=on_result, pools=pools,
+                          scheduler=scheduler, n_workers=n_workers)
+
+
+def _runner(tasks: list[dict], pools: _Pools | None, scheduler: str | None, n_workers: int) -> Iterable[dict]:
+    """Rows of the tasks: from the Dask scheduler, from the process pools, or computed here one by one."""
+    if not tasks:
+        return ()
+    tasks = sorted(tasks, key=lambda t: -t["bytes"])  # largest first: no big case left alone at the end
+    if scheduler:
+        return _run_dask(tasks, scheduler)
+    if pools is None or len(tasks) == 1:
+        return _run_sequential(tasks)
+    return _run_pools(pools, tasks, n_workers, run_case)
+
+
+def _run_batch(in_root: Path, out_root: Path, settings: Settings, options: BatchOptions, *, pattern: str | None,
+               force_rerun: bool, on_result: Callable | None, pools: _Pools | None, scheduler: str | None,
+               n_workers: int) -> BatchResult:
     discovery = discover_cases(in_root, pattern=pattern, exclude=out_root)
     out_root.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries([out_root / "results.csv", out_root / "index.html"])
@@ -412,16 +455,7 @@ def run_batch(
         else:
             tasks.append(_task(case, outputs, key, settings, options, in_root))
 
-    runner: Iterable[dict]
-    if not tasks:
-        runner = ()
-    elif scheduler:
-        runner = _run_dask(tasks, scheduler)
-    elif (workers or default_workers()) == 1 or len(tasks) == 1:
-        runner = _run_sequential(tasks)
-    else:
-        runner = _run_pool(tasks, workers or default_workers())
-
+    runner = _runner(tasks, pools, scheduler, n_workers)
     interrupted = True
     try:
         for row in runner:

@@ -222,3 +222,75 @@ def test_grow_labels_mm_keeps_labels_and_margin():
     within[0, :, :10] = True
     clipped = grow_labels_mm(labels, (1.0, 2.0, 2.0), 4.0, within=within)
     assert clipped[0, 5, 13] == 0 and clipped[0, 5, 15] == 2  # clipped to ``within``; lung voxels stay
+
+
+def axial_abdomen(gas_hu: float = -1000.0):
+    """A 2D axial abdomen, 1 mm pixels: a body with a large bowel gas pocket and, beside it, a small
+    lung-like (textured) region of gas mixed with stool."""
+    y, x = np.mgrid[:300, :300].astype(float)
+    hu = np.full((300, 300), -1000.0)
+    hu[((y - 150) / 110) ** 2 + ((x - 150) / 140) ** 2 <= 1] = 40
+    hu[70:130, 90:200] = gas_hu  # bowel gas, 66 cm2
+    stool = (y >= 135) & (y < 160) & (x >= 120) & (x < 160)
+    hu[stool] = np.where((y[stool] + x[stool]) % 5 == 0, 0, -850)  # mottled, like lung with vessels
+    return hu, stool
+
+
+def test_bowel_gas_plane_is_empty():
+    hu, _ = axial_abdomen()
+    out = run(hu, spacing=(1.0, 1.0))
+    assert out.labels.max() == 0 and "no_lung_found" in out.flags
+
+
+def test_textured_region_kept_without_bowel_gas():
+    # the same region with no gas pocket beside it is lung-like and kept: the rule needs the bowel gas
+    hu, stool = axial_abdomen(gas_hu=40.0)
+    out = run(hu, spacing=(1.0, 1.0), settings=Settings(min_lung_area_mm2=300))
+    assert (out.labels[stool] > 0).mean() > 0.8
+
+
+def sagittal_plane(*, lung: bool):
+    """A 2D sagittal plane, 1.5 mm pixels, rows head to feet, columns front to back: a body with the
+    trachea (a tube 20 mm wide at the middle, partial-volume -800 HU) and optionally a wide posterior lung."""
+    rows, cols = np.mgrid[:240, :200].astype(float)
+    hu = np.full((240, 200), -1000.0)
+    body = (cols >= 30) & (cols < 170)
+    hu[body] = 40
+    tube = (rows >= 20) & (rows < 120) & (np.abs(cols - 100) < 7)
+    hu[tube] = np.where(rows[tube] % 6 == 0, -700, -820)
+    truth = np.zeros_like(body)
+    if lung:
+        truth = ((rows - 120) / 70) ** 2 + ((cols - 140) / 22) ** 2 <= 1
+        hu[truth] = np.where((rows[truth] % 6 == 0) & (cols[truth] % 6 == 0), 40, -850)
+    # rows run to the feet (world -z), columns to the back (world +y); the plane's normal is x
+    direction = np.array([[0.0, 0.0, -1.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+    return hu, tube, truth, direction
+
+
+def test_sagittal_trachea_is_not_lung():
+    hu, _, _, direction = sagittal_plane(lung=False)
+    out = run(hu, spacing=(1.5, 1.5), direction=direction)
+    assert out.labels.max() == 0
+
+
+def test_sagittal_lung_kept_trachea_dropped():
+    hu, tube, truth, direction = sagittal_plane(lung=True)
+    out = run(hu, spacing=(1.5, 1.5), direction=direction)
+    assert dice(out.labels > 0, truth) > 0.9
+    assert not (out.labels[tube] > 0).any()
+
+
+def test_lung_cut_by_fov_flag():
+    hu, right, left, _, _ = phantom()
+    z = 18
+    y, x = np.mgrid[: hu.shape[1], : hu.shape[2]]
+    vol = Volume(hu[z], SPACING[1:])
+    whole_fov = np.ones(hu.shape[1:], bool)
+    out = segment_hu(hu[z].astype(np.float32), vol, Settings(), fov_mask=whole_fov)
+    assert "lung_cut_by_fov" not in out.flags
+    # a field of view whose circle runs through the right lung (the image beyond it extrapolated)
+    cx = np.nonzero(right[z])[1].min() + 3
+    fov = (y - hu.shape[1] / 2) ** 2 + (x - hu.shape[2] / 2) ** 2 <= (hu.shape[2] / 2 - cx) ** 2
+    assert (right[z] & ~fov).any() and (right[z] & fov).any()
+    out = segment_hu(hu[z].astype(np.float32), vol, Settings(), fov_mask=fov)
+    assert out.labels.any() and "lung_cut_by_fov" in out.flags

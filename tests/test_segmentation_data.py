@@ -61,3 +61,33 @@ def test_kmader_normalised_slices():
     y = np.load(shared("kmader", "y_train.npy"))[::7, ..., 0] > 0.5
     scores = [dice(lungseg.segment(img).lung, ref) for img, ref in zip(x, y)]
     assert np.mean(scores) >= 0.95
+
+
+def labelled(folder: str, area: str, limit: int):
+    path = shared(folder, "LABELS.tsv")
+    with open(path, newline="") as fh:
+        rows = [r for r in csv.DictReader(fh, delimiter="\t") if r["lung_area"] == area and r["view"] == "axial"]
+    return [path.parent / r["file"] for r in rows[:limit]]
+
+
+def to_8bit(hu: np.ndarray, how: str) -> np.ndarray:
+    """An HU slice saved as an 8-bit image: windowed to [-1200, 600] or min-max normalised."""
+    low, high = (-1200.0, 600.0) if how == "window" else (float(hu.min()), float(hu.max()))
+    return np.round(np.clip((hu - low) / (high - low), 0, 1) * 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("how", ["window", "minmax"])
+def test_8bit_abdomen_slices_are_empty_and_chest_slices_are_not(how):
+    none = [lungseg.segment(to_8bit(lungseg.read(p).array, how)).labels.any() for p in labelled("ct-medical-images", "none", 6)]
+    assert sum(none) <= 1, f"{sum(none)} of {len(none)} 8-bit abdomen slices got a mask"
+    for p in labelled("ct-medical-images", "large", 3):
+        labels = lungseg.segment(to_8bit(lungseg.read(p).array, how)).labels
+        assert {1, 2} <= set(np.unique(labels).tolist()), p.name
+
+
+def test_sagittal_and_coronal_slices():
+    path = shared("covid-ny-sbu", "LABELS.tsv")
+    with open(path, newline="") as fh:
+        rows = [r for r in csv.DictReader(fh, delimiter="\t") if r["view"] in ("sagittal", "coronal")]
+    wrong = [r["file"] for r in rows if lungseg.segment(path.parent / r["file"]).labels.any() != (r["lung_area"] != "none")]
+    assert len(wrong) <= 1, wrong

@@ -45,8 +45,10 @@ class Settings:
     """An air region is lung only if at least this fraction of it is above ``gas_threshold_hu``."""
     gas_pocket_radius_mm: float = 4.0
     """Pure gas wider than twice this (trachea, bowel gas, pneumothorax) is not lung parenchyma (2D)."""
-    calibrated_texture_min_frac: float = 0.0
+    calibrated_texture_min_frac: float = 0.3
     """``lung_texture_min_frac`` for images calibrated to pseudo-HU (PNG, normalised arrays), where lung and gas overlap."""
+    texture_max_pixel_mm: float = 2.0
+    """Calibrated (non-HU) planes get the texture test only when their pixels are at most this size (vessels visible)."""
     smoothing_sigma_mm: float = 1.0
     """Gaussian smoothing (mm) of the working image against noise of sharp kernels and low dose; 0 turns it off."""
 
@@ -75,6 +77,16 @@ class Settings:
     """When the lungs touch, they are eroded up to this depth (mm) to find two separate cores."""
     split_min_part_frac: float = 0.1
     """The smaller lung core must hold at least this fraction of the joined lungs to count as a split."""
+    min_gas_pocket_area_mm2: float = 100.0
+    """Pure gas inside the body in pockets at least this large counts as bowel gas for :attr:`bowel_gas_area_ratio` (2D)."""
+    bowel_gas_area_ratio: float = 4.0
+    """A plane whose bowel gas exceeds this many times its lung-like area is abdominal (2D)."""
+    bowel_gas_distance_mm: float = 15.0
+    """In an abdominal plane, lung-like regions closer than this to bowel gas are bowel content (2D)."""
+    tube_diameter_margin_mm: float = 5.0
+    """Added to ``trachea_max_diameter_mm`` for the partial-volume rim of a tube in a sagittal/coronal plane (2D)."""
+    midline_band_frac: float = 0.15
+    """A tube whose centre is within this fraction of the body's width from its middle is the trachea (2D sagittal/coronal)."""
     subcutaneous_depth_mm: float = 10.0
     """Air regions lying mostly within this depth under the skin are subcutaneous emphysema, not lung."""
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 
 import cc3d
+import fill_voids
 import numpy as np
 from scipy import ndimage as ndi
 
 from ..settings import Settings
 
-__all__ = ["inside_air", "select_lungs", "remove_gas_pockets"]
+__all__ = ["inside_air", "select_lungs", "remove_gas_pockets", "drop_next_to_bowel_gas", "drop_midline_tubes"]
 
 log = logging.getLogger(__name__)
 
@@ -110,3 +111,97 @@ def remove_gas_pockets(air: np.ndarray, image: np.ndarray, spacing: tuple[float,
     if not core.any():
         return air
     return air & ~ndi.binary_dilation(core, disk, iterations=2)
+
+
+def drop_next_to_bowel_gas(lungs: np.ndarray, image: np.ndarray, body: np.ndarray, spacing: tuple[float, ...], settings: Settings) -> np.ndarray:
+    """Drop lung-like regions of one plane that are bowel content next to bowel gas (abdomen, pelvis).
+
+    Bowel gas is pure gas (below ``gas_threshold_hu``) inside the body, in pockets of at least
+    ``min_gas_pocket_area_mm2``. When those pockets hold more than ``bowel_gas_area_ratio`` times the
+    area of the lung-like regions, the plane is taken for an abdominal one, and lung-like regions closer
+    than ``bowel_gas_distance_mm`` to a pocket (gas mixed with stool, a loop seen obliquely) are dropped.
+    At the lung bases the lungs outweigh the stomach's gas, or lie away from it.
+
+    Parameters
+    ----------
+    lungs, body : ndarray of bool, (1, Y, X)
+    image : ndarray, (1, Y, X), (pseudo-)HU
+    spacing : 3 floats, mm
+    settings : Settings
+
+    Returns
+    -------
+    ndarray of bool, same shape
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img = np.full((1, 60, 60), 40.0); img[0, 10:40, 10:40] = -1000; img[0, 42:46, 20:25] = -850
+    >>> lungs = img == -850
+    >>> bool(drop_next_to_bowel_gas(lungs, img, np.ones_like(lungs), (1.0, 2.0, 2.0), Settings()).any())
+    False
+    """
+    if not lungs.any():
+        return lungs
+    pixel_mm2 = spacing[1] * spacing[2]
+    gas = (image < settings.gas_threshold_hu) & body & ~lungs
+    gas = cc3d.dust(gas, threshold=max(1, int(np.ceil(settings.min_gas_pocket_area_mm2 / pixel_mm2))), connectivity=18)
+    if gas.sum() < settings.bowel_gas_area_ratio * lungs.sum():
+        return lungs
+    near = ndi.distance_transform_edt(~gas[0], sampling=spacing[1:]) < settings.bowel_gas_distance_mm
+    labels, n = cc3d.connected_components(lungs, connectivity=18, return_N=True)
+    touching = np.unique(labels[0][near])
+    touching = touching[touching > 0]
+    log.debug("abdominal plane: %d of %d lung-like regions lie next to bowel gas", touching.size, n)
+    return lungs & ~np.isin(labels, touching)
+
+
+def drop_midline_tubes(lungs: np.ndarray, body: np.ndarray, spacing: tuple[float, ...], across_axis: int, settings: Settings) -> np.ndarray:
+    """Drop air tubes (trachea, main bronchi, oesophagus) from one sagittal or coronal plane.
+
+    In a plane that contains the body axis the trachea is a narrow tube at the middle of the body:
+    a region is dropped when its widest inscribed circle is at most ``trachea_max_diameter_mm`` plus
+    ``tube_diameter_margin_mm`` across (partial volume widens it) and its centre lies within
+    ``midline_band_frac`` of the body's middle along ``across_axis`` (1 = rows, 2 = columns: the plane's
+    axis that is not the body axis; front-back on a sagittal plane, left-right on a coronal one).
+    Lungs away from the midline, and wide ones, stay.
+
+    Parameters
+    ----------
+    lungs, body : ndarray of bool, (1, Y, X)
+    spacing : 3 floats, mm
+    across_axis : 1 or 2
+    settings : Settings
+
+    Returns
+    -------
+    ndarray of bool, same shape
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> body = np.ones((1, 100, 60), bool); lungs = np.zeros_like(body)
+    >>> lungs[0, 10:80, 27:33] = True   # a tube 12 mm wide at the middle, 2 mm pixels
+    >>> bool(drop_midline_tubes(lungs, body, (1.0, 2.0, 2.0), 2, Settings()).any())
+    False
+    """
+    if not lungs.any():
+        return lungs
+    extent = np.flatnonzero(body.any(axis=tuple(a for a in (0, 1, 2) if a != across_axis)))
+    low, high = float(extent[0]), float(extent[-1])
+    max_diameter_mm = settings.trachea_max_diameter_mm + settings.tube_diameter_margin_mm
+    labels, n = cc3d.connected_components(lungs, connectivity=18, return_N=True)
+    out = lungs.copy()
+    for i, box in enumerate(ndi.find_objects(labels), start=1):
+        if box is None:
+            continue
+        region = labels[box][0] == i
+        # vessels inside a lung are holes of the air region: the width is measured with them filled
+        solid = fill_voids.fill(np.pad(region, 1))
+        width_mm = 2 * float(ndi.distance_transform_edt(solid, sampling=spacing[1:]).max())
+        centre = box[across_axis].start + np.nonzero(region)[across_axis - 1].mean()
+        offset_frac = abs((centre - low) / max(high - low, 1.0) - 0.5)
+        if width_mm <= max_diameter_mm and offset_frac <= settings.midline_band_frac:
+            out[box][0][region] = False
+    log.debug("midline tubes: %d of %d regions dropped", int(n - len(np.unique(labels[out])) + (0 if out.any() else 0)), n)
+    return out

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..settings import Settings
 from ..volume import Volume
-from .air import inside_air, remove_gas_pockets, select_lungs
+from .air import drop_midline_tubes, drop_next_to_bowel_gas, inside_air, remove_gas_pockets, select_lungs
 from .airways import find_airways
 from .body import body_mask, estimate_pixel_size_mm, smooth_mm
 from .fill import close_labels_mm, fill_holes, refine_to_full
@@ -81,9 +81,10 @@ def segment_hu(
         True inside the scanner's field of view (same shape); used to flag lungs cut by it.
     calibrated : bool
         True when ``hu`` is pseudo-HU calibrated from an image that was not in HU (a PNG, a normalised
-        array): lung and gas are then too close to tell apart by texture, so the texture test uses
-        ``settings.calibrated_texture_min_frac`` instead of ``settings.lung_texture_min_frac`` and no gas
-        pockets are cut out.
+        array): the texture test then uses ``settings.calibrated_texture_min_frac`` instead of
+        ``settings.lung_texture_min_frac`` for a single plane with pixels of at most
+        ``settings.texture_max_pixel_mm`` (coarser pixels or a 3D volume: no texture test, lung and gas
+        are too close to tell apart), and no gas pockets are cut out.
 
     Returns
     -------
@@ -116,8 +117,6 @@ def segment_hu(
         clock = now
 
     flags: list[str] = []
-    if calibrated:
-        settings = settings.replace(lung_texture_min_frac=settings.calibrated_texture_min_frac)
     frame = Frame.of(volume)
     image = frame.to_canonical(hu)
     spacing = frame.spacing(volume.spacing)
@@ -128,6 +127,11 @@ def segment_hu(
             flags.append("pixel_size_estimated")
             log.info("pixel size unknown: estimated %.3g mm from the body's width", estimate)
 
+    textured = not calibrated
+    if calibrated:
+        # pseudo-HU keeps the lung's texture (vessels against gas) only in a single plane fine enough to show vessels
+        fine = textured = image.shape[0] == 1 and max(spacing[1:]) <= settings.texture_max_pixel_mm
+        settings = settings.replace(lung_texture_min_frac=settings.calibrated_texture_min_frac if fine else 0.0)
     factors = grid_factors(spacing, settings.working_spacing_mm)
     work_spacing = tuple(s * f for s, f in zip(spacing, factors))
     work = smooth_mm(block_mean(image, factors), work_spacing, settings.smoothing_sigma_mm)
@@ -136,10 +140,15 @@ def segment_hu(
     body = body_mask(work, settings.body_threshold_hu, work_spacing, settings.body_opening_mm)
     air = inside_air(work, body, settings.air_threshold_hu)
     lungs = select_lungs(air, work, body, work_spacing, settings)
-    if image.shape[0] == 1 and lungs.any() and not calibrated:
-        # a trachea or bowel loop joined to the lung in this plane: cut the pure gas out, drop what is left over
-        lungs = remove_gas_pockets(lungs, work, work_spacing, settings.gas_pocket_radius_mm, settings.gas_threshold_hu)
-        lungs = _drop_fragments(lungs, work_spacing, settings.min_lung_area_mm2 / 1000.0)
+    if image.shape[0] == 1 and lungs.any():
+        if textured:
+            # a trachea or bowel loop joined to the lung in this plane: cut the pure gas out, drop what is left over
+            lungs = remove_gas_pockets(lungs, work, work_spacing, settings.gas_pocket_radius_mm, settings.gas_threshold_hu)
+            lungs = _drop_fragments(lungs, work_spacing, settings.min_lung_area_mm2 / 1000.0)
+        lungs = drop_next_to_bowel_gas(lungs, work, body, work_spacing, settings)
+        across = _across_axis(volume, frame)
+        if across is not None:
+            lungs = drop_midline_tubes(lungs, body, work_spacing, across, settings)
     lap("body_air_s")
 
     airway = None
@@ -182,6 +191,20 @@ def frame_spacing_back(frame: Frame, spacing: tuple[float, float, float]) -> lis
     """Canonical-axis spacing back in the input's axis order."""
     in_plane = spacing[1:] if frame.ndim == 2 else spacing
     return [in_plane[list(frame.perm).index(a)] for a in range(frame.ndim)]
+
+
+def _across_axis(volume: Volume, frame: Frame) -> int | None:
+    """For a 2D plane containing the body axis (sagittal, coronal): its canonical axis (1 or 2) across
+    the body axis; None for an axial plane or a 3D volume."""
+    if frame.ndim != 2:
+        return None
+    from ..volume import axis_world_directions
+
+    head_feet = np.abs(axis_world_directions(volume)[:, 2])
+    if head_feet.max() < 0.5:
+        return None
+    body_axis = 1 + list(frame.perm).index(int(np.argmax(head_feet)))
+    return 3 - body_axis
 
 
 def _drop_fragments(lungs: np.ndarray, spacing, min_volume_ml: float) -> np.ndarray:

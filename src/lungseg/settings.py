@@ -78,9 +78,9 @@ class Settings:
     split_min_part_frac: float = 0.1
     """The smaller lung core must hold at least this fraction of the joined lungs to count as a split."""
     min_gas_pocket_area_mm2: float = 100.0
-    """Pure gas inside the body in pockets at least this large counts as bowel gas for :attr:`bowel_gas_area_ratio` (2D)."""
-    bowel_gas_area_ratio: float = 4.0
-    """A plane whose bowel gas exceeds this many times its lung-like area is abdominal (2D)."""
+    """Pure gas inside the body in pockets at least this large counts as bowel gas (2D)."""
+    bowel_gas_lung_max_frac: float = 0.25
+    """A plane whose lung-like area is below this fraction of its bowel gas area is abdominal (2D)."""
     bowel_gas_distance_mm: float = 15.0
     """In an abdominal plane, lung-like regions closer than this to bowel gas are bowel content (2D)."""
     tube_diameter_margin_mm: float = 5.0

@@ -117,8 +117,8 @@ def drop_next_to_bowel_gas(lungs: np.ndarray, image: np.ndarray, body: np.ndarra
     """Drop lung-like regions of one plane that are bowel content next to bowel gas (abdomen, pelvis).
 
     Bowel gas is pure gas (below ``gas_threshold_hu``) inside the body, in pockets of at least
-    ``min_gas_pocket_area_mm2``. When those pockets hold more than ``bowel_gas_area_ratio`` times the
-    area of the lung-like regions, the plane is taken for an abdominal one, and lung-like regions closer
+    ``min_gas_pocket_area_mm2``. When the lung-like regions' area is below ``bowel_gas_lung_max_frac``
+    of those pockets' area, the plane is taken for an abdominal one, and lung-like regions closer
     than ``bowel_gas_distance_mm`` to a pocket (gas mixed with stool, a loop seen obliquely) are dropped.
     At the lung bases the lungs outweigh the stomach's gas, or lie away from it.
 
@@ -146,7 +146,7 @@ def drop_next_to_bowel_gas(lungs: np.ndarray, image: np.ndarray, body: np.ndarra
     pixel_mm2 = spacing[1] * spacing[2]
     gas = (image < settings.gas_threshold_hu) & body & ~lungs
     gas = cc3d.dust(gas, threshold=max(1, int(np.ceil(settings.min_gas_pocket_area_mm2 / pixel_mm2))), connectivity=18)
-    if gas.sum() < settings.bowel_gas_area_ratio * lungs.sum():
+    if lungs.sum() >= settings.bowel_gas_lung_max_frac * gas.sum():
         return lungs
     near = ndi.distance_transform_edt(~gas[0], sampling=spacing[1:]) < settings.bowel_gas_distance_mm
     labels, n = cc3d.connected_components(lungs, connectivity=18, return_N=True)

@@ -157,14 +157,12 @@ def main(argv: list[str] | None = None) -> int:
 
         failures = []
 
-        def best(make_cmd, **kw):
-            runs = []
-            for r in range(args.repeat):
-                cmd = make_cmd(r)
-                runs.append(measure(cmd, **kw))
-                with open(Path(cmd[-3]) / "results.csv", newline="") as fh:
-                    failures.extend((row["id"], row["error"]) for row in csv.DictReader(fh) if row["status"] == "failed")
-            return min(runs, key=lambda m: m["wall_s"])
+        def batch_run(src: str, workers: int, r: int, **kw) -> dict:
+            cmd = batch_cmd(tmp / src, tmp / f"{src}_w{workers}_{r}", workers)
+            result = measure(cmd, **kw)
+            with open(Path(cmd[-3]) / "results.csv", newline="") as fh:
+                failures.extend((row["id"], row["error"]) for row in csv.DictReader(fh) if row["status"] == "failed")
+            return result
 
         def run_loop(r):
             t0 = time.perf_counter()
@@ -172,11 +170,21 @@ def main(argv: list[str] | None = None) -> int:
                                   capture_output=True, text=True, check=True)
             return {"wall_s": time.perf_counter() - t0, **json.loads(proc.stdout.strip().splitlines()[-1])}
 
-        loop = min((run_loop(r) for r in range(args.repeat)), key=lambda m: m["wall_s"])
-        w1 = best(lambda r: batch_cmd(tmp / "in40", tmp / f"w1_{r}", 1))
-        w2 = best(lambda r: batch_cmd(tmp / "in40", tmp / f"w2_{r}", 2), sample_tree=True)
-        w2_20 = best(lambda r: batch_cmd(tmp / "in20", tmp / f"w2_20_{r}", 2), sample_tree=True)
-        resume = measure(batch_cmd(tmp / "in40", tmp / "w2_0", 2))
+        # interleaved, so that a change in the machine's load hits every variant alike; the best run is kept
+        runs: dict[str, list[dict]] = {"loop": [], "w1": [], "w2": [], "w2_20": []}
+        load_before = os.getloadavg()[0]
+        for r in range(args.repeat):
+            runs["loop"].append(run_loop(r))
+            runs["w1"].append(batch_run("in40", 1, r))
+            runs["w2"].append(batch_run("in40", 2, r, sample_tree=True))
+            runs["w2_20"].append(batch_run("in20", 2, r, sample_tree=True))
+        load_after = os.getloadavg()[0]
+        loop, w1, w2, w2_20 = (min(runs[k], key=lambda m: m["wall_s"]) for k in ("loop", "w1", "w2", "w2_20"))
+        w2["process_peak_mb"] = max(m["process_peak_mb"] for m in runs["w2"])
+        w2_20["process_peak_mb"] = max(m["process_peak_mb"] for m in runs["w2_20"])
+        w2["tree_peak_mb"] = max(m["tree_peak_mb"] for m in runs["w2"])
+        w2_20["tree_peak_mb"] = max(m["tree_peak_mb"] for m in runs["w2_20"])
+        resume = measure(batch_cmd(tmp / "in40", tmp / "in40_w2_0", 2))
         n20 = len(names[::2])
         failed = len(failures)
 
@@ -201,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         ("exit codes w1 / w2 / w2-20 / resume", f"{w1['rc']} / {w2['rc']} / {w2_20['rc']} / {resume['rc']}"),
     ]
     width = max(len(k) for k, _ in rows)
-    print(f"lungseg batch benchmark ({n20} and {n} cases, {os.cpu_count()} cores, best of {args.repeat})")
+    print(f"lungseg batch benchmark ({n20} and {n} cases, {os.cpu_count()} cores, best of {args.repeat} interleaved runs; "
+          f"load average {load_before:.1f} before, {load_after:.1f} after)")
     for k, v in rows:
         print(f"  {k:<{width}}  {v}")
     for case_id, error in failures:

@@ -87,7 +87,9 @@ def test_dense_vessels_inside(chest):
     from scipy import ndimage as ndi
 
     inner = ndi.binary_erosion(right | left, iterations=2)
-    vessels = inner & (hu == 40)
+    # the main bronchi and their rim stay out of the lungs; the vessels elsewhere are in
+    near_airway = ndi.binary_dilation(hu == -1000, iterations=2)
+    vessels = inner & (hu == 40) & ~near_airway
     assert vessels.sum() > 50
     assert (out.labels[vessels] > 0).all()
 
@@ -294,3 +296,37 @@ def test_lung_cut_by_fov_flag():
     assert (right[z] & ~fov).any() and (right[z] & fov).any()
     out = segment_hu(hu[z].astype(np.float32), vol, Settings(), fov_mask=fov)
     assert out.labels.any() and "lung_cut_by_fov" in out.flags
+
+
+def copd_airway_phantom():
+    """4 mm voxels: an emphysematous lung at -930 HU and a trachea whose lumen, blurred by partial
+    volume, is brighter (-820 HU) and touches the lung through one brighter voxel (-650 HU, wall and
+    partial volume); trachea seed in the top slice."""
+    img = np.full((30, 40, 40), 40.0)
+    img[:20, 5:35, 3:37] = -930
+    img[:20, 18:22, 18:22] = 40  # mediastinum between the lungs
+    trachea = np.zeros(img.shape, bool)
+    trachea[8:, 19:21, 19:21] = True
+    img[trachea] = -820
+    img[12, 21, 20] = -650  # a one-voxel contact with the lung
+    seed = np.zeros(img.shape, bool)
+    seed[29] = trachea[29]
+    return img, trachea, seed
+
+
+def test_grow_airway_stops_before_the_lung():
+    from lungseg.segmentation.airways import grow_airway
+
+    img, trachea, seed = copd_airway_phantom()
+    airway = grow_airway(img, seed, (4.0, 4.0, 4.0), Settings())
+    assert airway is not None
+    assert airway[trachea].mean() > 0.9  # the brighter lumen is found with a threshold above -820
+    assert not airway[img == -930].any()  # and the darker lung did not flood in
+
+
+def test_grow_airway_none_without_air_at_the_seed():
+    from lungseg.segmentation.airways import grow_airway
+
+    img, _, seed = copd_airway_phantom()
+    img[seed] = 40.0  # the seed is tissue: no threshold takes it
+    assert grow_airway(img, seed, (4.0, 4.0, 4.0), Settings()) is None

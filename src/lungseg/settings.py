@@ -73,6 +73,14 @@ class Settings:
     """The trachea's centre lies at most this far (left-right) from the body's midline in the top slices."""
     main_bronchus_max_length_mm: float = 50.0
     """How far (along the body axis) below the carina the main bronchi are followed and removed."""
+    airway_max_volume_ml: float = 250.0
+    """The airway grown from the trachea with a rising threshold stops before it exceeds this volume (a leak into the lung)."""
+    airway_threshold_step_hu: float = 25.0
+    """Step of the rising threshold the airway is grown with, from ``gas_threshold_hu`` up to ``air_threshold_hu``."""
+    airway_search_mm: float = 100.0
+    """The airway is grown in a box reaching this far (in-plane) around the trachea found in the top slices."""
+    airway_margin_mm: float = 5.0
+    """Air within this distance (in-plane) of the trachea and main bronchi is their partial-volume rim, not lung."""
     split_max_erosion_mm: float = 20.0
     """When the lungs touch, they are eroded up to this depth (mm) to find two separate cores."""
     split_min_part_frac: float = 0.1

@@ -1,4 +1,5 @@
-"""Trachea and main bronchi: found from the top slices and followed down slice by slice."""
+"""Trachea and main bronchi: found in the top slices, then grown in 3D with an adaptive threshold
+(or, when that fails, followed down slice by slice)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..settings import Settings
+from ..volume import crop_box
 
-__all__ = ["find_airways"]
+__all__ = ["find_airways", "grow_airway"]
 
 log = logging.getLogger(__name__)
 
@@ -20,12 +22,16 @@ def find_airways(
     body: np.ndarray,
     spacing: tuple[float, float, float],
     settings: Settings,
+    *,
+    image: np.ndarray | None = None,
 ) -> np.ndarray:
     """The trachea and main bronchi in a (z, y, x) volume whose z index increases towards the head.
 
     The search starts in the top slices: a round air region between ``trachea_min_diameter_mm`` and
     ``trachea_max_diameter_mm`` wide whose centre is within ``trachea_max_offset_mm`` of the body's
-    midline. It is then followed downwards: in each slice, the air regions that overlap the previous
+    midline. When ``image`` is given, the airway is grown from it in 3D (:func:`grow_airway`, the
+    adaptive threshold of Hu, Hoffman and Reinhardt 2001) and kept down to ``main_bronchus_max_length_mm``
+    below the carina. Otherwise, or when growing fails, it is followed downwards: in each slice, the air regions that overlap the previous
     slice's airway (grown by 1.5 slice thicknesses, for oblique bronchi) and are no wider than the
     trachea join it. A region wider than that is the lung itself, where the bronchus enters it, and is
     not taken: this controls leakage. Below the carina (the first slice with two airway regions) the
@@ -38,6 +44,8 @@ def find_airways(
     body : ndarray of bool, (Z, Y, X)
     spacing : 3 floats, mm
     settings : Settings
+    image : ndarray (Z, Y, X), (pseudo-)HU, optional
+        The image ``air`` was thresholded from; enables the 3D growing.
 
     Returns
     -------
@@ -60,6 +68,10 @@ def find_airways(
     if start is None:
         log.debug("no trachea found in the top %d slices", search_slices)
         return airway
+    if image is not None:
+        grown = grow_airway(image, airway, spacing, settings)
+        if grown is not None:
+            return grown
 
     reach_px = max(1, int(np.ceil(1.5 * spacing[0] / min(spacing[1], spacing[2]))))
     disk = ndi.generate_binary_structure(2, 1)
@@ -97,6 +109,82 @@ def find_airways(
         if carina is not None and (carina - z) * spacing[0] > settings.main_bronchus_max_length_mm:
             break
     log.debug("airway followed from slice %d to %d (carina %s)", start, last, carina)
+    return airway
+
+
+def grow_airway(image: np.ndarray, seed: np.ndarray, spacing: tuple[float, float, float], settings: Settings) -> np.ndarray | None:
+    """The trachea and main bronchi grown in 3D from ``seed`` with an adaptively raised threshold.
+
+    The airway is the 6-connected region of voxels below a threshold ``t`` that holds the seed. ``t`` is
+    raised in steps of ``airway_threshold_step_hu`` from ``gas_threshold_hu`` towards
+    ``air_threshold_hu``; the highest ``t`` before the region explodes into the lung (grows past
+    ``airway_max_volume_ml``) is kept (Hu, Hoffman and Reinhardt, IEEE TMI 2001). At a coarse voxel
+    size the bronchi are partial-volume air, brighter than an emphysematous lung, and a fixed threshold
+    would either miss them or leak; the explosion test picks the threshold for each scan. The airway is
+    kept down to ``main_bronchus_max_length_mm`` below the carina (the first slice, going down, where
+    it has two parts), so the bronchi inside the lungs stay lung. The search runs in a box of
+    ``airway_search_mm`` around the seed.
+
+    Parameters
+    ----------
+    image : ndarray (Z, Y, X), (pseudo-)HU, z towards the head
+    seed : ndarray of bool, same shape
+        The trachea in one of the top slices.
+    spacing : 3 floats, mm
+    settings : Settings
+
+    Returns
+    -------
+    ndarray of bool, same shape, or None when no threshold gives an airway (the seed is not below the
+    lowest threshold, or the lowest already leaks).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img = np.full((20, 30, 30), 40.0); img[:, 5:25, 3:27] = -850   # lung
+    >>> img[:, 14:16, 14:16] = 40; img[10:, 0:16, 14:16] = -1000          # a trachea entering it from above
+    >>> seed = np.zeros(img.shape, bool); seed[19, 0:4, 14:16] = True
+    >>> airway = grow_airway(img, seed, (4.0, 4.0, 4.0), Settings())
+    >>> bool(airway[15, 2, 14]), bool(airway[15, 10, 5])
+    (True, False)
+    """
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    max_voxels = settings.airway_max_volume_ml / voxel_ml
+    box = crop_box(seed, spacing, settings.airway_search_mm)
+    box = (slice(0, box[0].stop),) + box[1:]
+    sub, sub_seed = image[box], seed[box]
+    step = max(settings.airway_threshold_step_hu, 1.0)
+    best = None
+    for t in np.arange(settings.gas_threshold_hu, settings.air_threshold_hu + step / 2, step):
+        below = sub < t
+        if not below[sub_seed].any():
+            continue
+        labels = cc3d.connected_components(below, connectivity=6)
+        ids = np.unique(labels[sub_seed & below])
+        region = np.isin(labels, ids[ids > 0])
+        if region.sum() > max_voxels:
+            break
+        best = region
+    if best is None:
+        return None
+    best = _down_to_main_bronchi(best, spacing, settings)
+    airway = np.zeros_like(seed)
+    airway[box] = best
+    log.debug("airway grown: %.1f ml", float(airway.sum()) * voxel_ml)
+    return airway
+
+
+def _down_to_main_bronchi(airway: np.ndarray, spacing, settings: Settings) -> np.ndarray:
+    """``airway`` cut ``main_bronchus_max_length_mm`` below the carina (first slice from the top with two parts)."""
+    min_part = np.pi * (settings.trachea_min_diameter_mm / 4) ** 2 / (spacing[1] * spacing[2])
+    planes = np.flatnonzero(airway.any(axis=(1, 2)))
+    for z in planes[::-1]:
+        parts, n = cc3d.connected_components(airway[z], connectivity=8, return_N=True)
+        if n >= 2 and np.count_nonzero(np.bincount(parts.ravel())[1:] >= min_part) >= 2:
+            stop = int(np.floor(z - settings.main_bronchus_max_length_mm / spacing[0]))
+            out = airway.copy()
+            out[: max(stop, 0)] = False
+            return out
     return airway
 
 

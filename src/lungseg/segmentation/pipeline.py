@@ -15,9 +15,10 @@ import logging
 import time
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from ..settings import Settings
-from ..volume import Volume
+from ..volume import Volume, crop_box
 from .air import drop_midline_tubes, drop_next_to_bowel_gas, inside_air, remove_gas_pockets, select_lungs
 from .airways import find_airways
 from .body import body_mask, estimate_pixel_size_mm, smooth_mm
@@ -153,8 +154,10 @@ def segment_hu(
 
     airway = None
     if image.shape[0] > 1 and lungs.any():
-        airway = find_airways(air, body, work_spacing, settings)
+        airway = find_airways(air, body, work_spacing, settings, image=work)
         if airway.any():
+            # the partial-volume rim of the airway's lumen, not the vessels beside it
+            airway |= _grow_in_plane_mm(airway, work_spacing, settings.airway_margin_mm) & air
             lungs &= ~airway
             lungs = _drop_fragments(lungs, work_spacing, settings.min_fragment_volume_ml)
         else:
@@ -174,8 +177,8 @@ def segment_hu(
     dense[~body] = 0
     if airway is not None:
         dense[airway] = 0
-        dense = fill_holes(dense)  # bronchi followed into the lung are lung again; the hilum stays open
-        airway &= dense == 0
+        dense = fill_holes(dense)
+        dense[airway] = 0  # the trachea and main bronchi stay out, also where they run between lung
     lap("close_fill_s")
 
     labels_c = refine_to_full(dense, image, factors, settings.air_threshold_hu, exclude=airway)
@@ -205,6 +208,20 @@ def _across_axis(volume: Volume, frame: Frame) -> int | None:
         return None
     body_axis = 1 + list(frame.perm).index(int(np.argmax(head_feet)))
     return 3 - body_axis
+
+
+def _grow_in_plane_mm(mask: np.ndarray, spacing, margin_mm: float) -> np.ndarray:
+    """``mask`` grown in-plane by ``margin_mm`` (Euclidean distance in mm), slice by slice."""
+    if margin_mm <= 0:
+        return mask
+    box = crop_box(mask, spacing, margin_mm + max(spacing[1:]))
+    sub = mask[box]
+    grown = np.zeros_like(sub)
+    for z in np.flatnonzero(sub.any(axis=(1, 2))):
+        grown[z] = ndi.distance_transform_edt(~sub[z], sampling=spacing[1:]) <= margin_mm
+    out = np.zeros_like(mask)
+    out[box] = grown
+    return out
 
 
 def _drop_fragments(lungs: np.ndarray, spacing, min_volume_ml: float) -> np.ndarray:

@@ -203,5 +203,5 @@ def drop_midline_tubes(lungs: np.ndarray, body: np.ndarray, spacing: tuple[float
         offset_frac = abs((centre - low) / max(high - low, 1.0) - 0.5)
         if width_mm <= max_diameter_mm and offset_frac <= settings.midline_band_frac:
             out[box][0][region] = False
-    log.debug("midline tubes: %d of %d regions dropped", int(n - len(np.unique(labels[out])) + (0 if out.any() else 0)), n)
+    log.debug("midline tubes: %d regions, %d pixels dropped", n, int(lungs.sum() - out.sum()))
     return out

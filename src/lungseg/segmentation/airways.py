@@ -118,7 +118,8 @@ def grow_airway(image: np.ndarray, seed: np.ndarray, spacing: tuple[float, float
     The airway is the 6-connected region of voxels below a threshold ``t`` that holds the seed. ``t`` is
     raised in steps of ``airway_threshold_step_hu`` from ``gas_threshold_hu`` towards
     ``air_threshold_hu``; the highest ``t`` before the region explodes into the lung (grows past
-    ``airway_max_volume_ml``) is kept (Hu, Hoffman and Reinhardt, IEEE TMI 2001). At a coarse voxel
+    ``airway_max_volume_ml``) is kept (Hu, Hoffman and Reinhardt, IEEE TMI 2001); as the region only
+    grows with ``t``, that threshold is found by bisection. At a coarse voxel
     size the bronchi are partial-volume air, brighter than an emphysematous lung, and a fixed threshold
     would either miss them or leak; the explosion test picks the threshold for each scan. The airway is
     kept down to ``main_bronchus_max_length_mm`` below the carina (the first slice, going down, where
@@ -154,17 +155,30 @@ def grow_airway(image: np.ndarray, seed: np.ndarray, spacing: tuple[float, float
     box = (slice(0, box[0].stop),) + box[1:]
     sub, sub_seed = image[box], seed[box]
     step = max(settings.airway_threshold_step_hu, 1.0)
-    best = None
-    for t in np.arange(settings.gas_threshold_hu, settings.air_threshold_hu + step / 2, step):
+    thresholds = np.arange(settings.gas_threshold_hu, settings.air_threshold_hu + step / 2, step)
+
+    def region_below(t: float) -> np.ndarray | None:
+        """The seed's region below ``t`` (None when the seed is not below it or the region leaks)."""
         below = sub < t
         if not below[sub_seed].any():
-            continue
+            return None
         labels = cc3d.connected_components(below, connectivity=6)
         ids = np.unique(labels[sub_seed & below])
         region = np.isin(labels, ids[ids > 0])
-        if region.sum() > max_voxels:
-            break
-        best = region
+        return region if region.sum() <= max_voxels else None
+
+    # the region grows with the threshold: bisect for the highest threshold before the leak
+    low, high, best = 0, len(thresholds) - 1, None
+    while low <= high:
+        mid = (low + high) // 2
+        region = region_below(float(thresholds[mid]))
+        if region is None and sub[sub_seed].min() < thresholds[mid]:
+            high = mid - 1  # leaked
+        elif region is None:
+            low = mid + 1  # the seed is not below this threshold yet
+        else:
+            best = region
+            low = mid + 1
     if best is None:
         return None
     best = _down_to_main_bronchi(best, spacing, settings)

@@ -22,7 +22,7 @@ from ..volume import Volume, crop_box
 from .air import drop_midline_tubes, drop_next_to_bowel_gas, inside_air, remove_gas_pockets, select_lungs
 from .airways import find_airways
 from .body import body_mask, estimate_pixel_size_mm, smooth_mm
-from .fill import close_labels_mm, fill_holes, refine_to_full
+from .fill import close_labels_mm, fill_holes, label_values, refine_to_full
 from .frame import Frame, block_mean, grid_factors, upsample
 from .split import LEFT, RIGHT, label_sides
 
@@ -232,7 +232,7 @@ def _drop_fragments(lungs: np.ndarray, spacing, min_volume_ml: float) -> np.ndar
 
 
 def _flags(labels: np.ndarray, fov_mask: np.ndarray | None) -> list[str]:
-    present = set(np.unique(labels).tolist()) - {0}
+    present = set(label_values(labels))
     if not present:
         return ["no_lung_found"]
     flags = []

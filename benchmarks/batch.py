@@ -9,6 +9,8 @@ Measured, each in a fresh process, wall time from start to exit:
 * ``lungseg batch IN OUT --workers 1`` and ``--workers 2`` (40 cases): throughput and its ratio;
 * a plain loop ``lungseg.segment`` + the same outputs (mask, QC, report) in one process: the work
   without the batch machinery; the overhead is (batch --workers 1 - loop) / loop;
+* the CPU time (user + system) of every process of a run, sampled from /proc: when it is the same for
+  --workers 1 and 2, a ratio below 2 comes from the cores being busy with other work, not from the batch;
 * peak memory with --workers 2 for 20 and for 40 cases: the largest single process (its VmHWM) and
   the whole process tree (summed VmRSS, sampled every 0.1 s from /proc).
 
@@ -102,30 +104,32 @@ def measure(cmd: list[str], sample_tree: bool = False) -> dict:
     """Run ``cmd`` in a wrapper process: wall time and exit code; with ``sample_tree``, every 0.1 s the
     summed RSS of the whole process tree and each process's own peak (VmHWM)."""
     wrapper = subprocess.Popen([sys.executable, "-c", MEASURE_SCRIPT, *cmd], stdout=subprocess.PIPE, text=True)
-    peak_tree_kb, peak_process_kb = 0, {}
+    peak_tree_kb, peak_process_kb, cpu_ticks = 0, {}, {}
     while wrapper.poll() is None:
         if sample_tree:
             procs = _tree(wrapper.pid)
-            peak_tree_kb = max(peak_tree_kb, sum(rss for rss, _ in procs.values()))
-            for pid, (_, hwm) in procs.items():
+            peak_tree_kb = max(peak_tree_kb, sum(rss for rss, _, _ in procs.values()))
+            for pid, (_, hwm, ticks) in procs.items():
                 if pid != wrapper.pid:
                     peak_process_kb[pid] = max(peak_process_kb.get(pid, 0), hwm)
-        time.sleep(0.1)
+                    cpu_ticks[pid] = max(cpu_ticks.get(pid, 0), ticks)
+        time.sleep(0.05)
     out = json.loads(wrapper.stdout.read())
     out["tree_peak_mb"] = peak_tree_kb / 1024 if sample_tree else None
     out["process_peak_mb"] = max(peak_process_kb.values(), default=0) / 1024 if sample_tree else None
-    out["processes"] = len(peak_process_kb)
+    out["cpu_s"] = sum(cpu_ticks.values()) / os.sysconf("SC_CLK_TCK") if sample_tree else None
     return out
 
 
-def _tree(pid: int) -> dict[int, tuple[int, int]]:
-    """pid -> (VmRSS, VmHWM) in kB for ``pid`` and all its descendants (Linux /proc)."""
+def _tree(pid: int) -> dict[int, tuple[int, int, int]]:
+    """pid -> (VmRSS kB, VmHWM kB, user+system CPU ticks) for ``pid`` and all its descendants (Linux /proc)."""
     found, stack = {}, [pid]
     while stack:
         p = stack.pop()
         try:
             fields = dict(line.split(":", 1) for line in Path(f"/proc/{p}/status").read_text().splitlines() if ":" in line)
-            found[p] = (int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0]))
+            stat = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            found[p] = (int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0]), int(stat[11]) + int(stat[12]))
             for task in Path(f"/proc/{p}/task").iterdir():
                 stack += [int(c) for c in (task / "children").read_text().split()]
         except (OSError, ValueError, KeyError):
@@ -175,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         load_before = os.getloadavg()[0]
         for r in range(args.repeat):
             runs["loop"].append(run_loop(r))
-            runs["w1"].append(batch_run("in40", 1, r))
+            runs["w1"].append(batch_run("in40", 1, r, sample_tree=True))
             runs["w2"].append(batch_run("in40", 2, r, sample_tree=True))
             runs["w2_20"].append(batch_run("in20", 2, r, sample_tree=True))
         load_after = os.getloadavg()[0]
@@ -198,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         ("batch --workers 1, wall", f"{w1['wall_s']:.1f} s  ({tput(w1):.1f} cases/min)"),
         ("batch --workers 2, wall", f"{w2['wall_s']:.1f} s  ({tput(w2):.1f} cases/min)"),
         ("throughput ratio workers 2 / 1 (target >= 1.7)", f"{w1['wall_s'] / w2['wall_s']:.2f}"),
+        ("CPU time of the run (sampled), workers 1 / 2", f"{w1['cpu_s']:.1f} s / {w2['cpu_s']:.1f} s"),
         ("batch machinery overhead (w1 - loop) / loop (target < 5%)",
          f"{100 * (w1['wall_s'] - loop['wall_s']) / loop['wall_s']:+.1f}%  "
          f"({(w1['wall_s'] - loop['wall_s']) / n * 1000:+.0f} ms/case)"),

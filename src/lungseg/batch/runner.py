@@ -36,6 +36,9 @@ MASK_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".npy")
 SCHEDULER_TIMEOUT_S = 20.0
 """How long to try to reach a Dask scheduler before giving up."""
 
+PRELOAD_MODULES = ["lungseg.api", "lungseg.batch.worker", "lungseg.render", "SimpleITK", "PIL.PngImagePlugin"]
+"""Imported once by the forkserver, so that each worker starts with them (not once per worker)."""
+
 STATUS_OK, STATUS_FAILED, STATUS_DONE = "ok", "failed", "skipped-done"
 
 
@@ -219,7 +222,7 @@ class _Pools:
     def __init__(self) -> None:
         if "forkserver" in multiprocessing.get_all_start_methods():  # start from a process with lungseg imported
             self.context = multiprocessing.get_context("forkserver")
-            self.context.set_forkserver_preload(["lungseg.api", "lungseg.batch.worker"])
+            self.context.set_forkserver_preload(PRELOAD_MODULES)
             multiprocessing.forkserver.ensure_running()
         else:
             self.context = multiprocessing.get_context("spawn")

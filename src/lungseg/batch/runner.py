@@ -286,8 +286,12 @@ def _run_pools(pools: _Pools, tasks: list[dict], workers: int, fn: Callable[[dic
                         try:
                             running[pool.submit(fn, queue[0])] = queue[0]
                         except BrokenProcessPool:  # broke between two submissions: see it in `wait` below
+                            if not running:  # (or before the first: then this case is the suspect)
+                                suspects.append(queue.popleft())
                             break
                         queue.popleft()
+                    if suspects:
+                        break
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
                     for future in done:
                         task = running.pop(future)

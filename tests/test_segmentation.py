@@ -330,3 +330,31 @@ def test_grow_airway_none_without_air_at_the_seed():
     img, _, seed = copd_airway_phantom()
     img[seed] = 40.0  # the seed is tissue: no threshold takes it
     assert grow_airway(img, seed, (4.0, 4.0, 4.0), Settings()) is None
+
+
+def chest_with_wall_air():
+    """A 2D axial chest (4 mm pixels): two lungs inside a ring of ribs (bone with gaps between them),
+    a thick chest wall, and lung-like air in it outside the ribs (subcutaneous emphysema)."""
+    hu, right, left, _, _ = phantom()
+    z = 18
+    plane = hu[z].copy()
+    y, x = np.mgrid[: plane.shape[0], : plane.shape[1]]
+    cy, cx = plane.shape[0] / 2, plane.shape[1] / 2
+    plane[(np.hypot((y - cy) / 30, (x - cx) / 46) <= 1) & (plane == -1000)] = 40  # a thicker chest wall
+    r = np.hypot((y - cy) / 24.5, (x - cx) / 36.5)  # 1 on the ribcage
+    angle = np.degrees(np.arctan2(y - cy, x - cx))
+    plane[(np.abs(r - 1) < 0.04) & (np.floor(angle / 12) % 2 == 0)] = 700  # ribs, with intercostal gaps
+    wall = (r > 1.06) & (r < 1.16) & (angle > -70) & (angle < -20) & (plane == 40)
+    plane[wall] = np.where((y[wall] % 3 == 0) & (x[wall] % 3 == 0), -200, -850)
+    return plane, right[z], left[z], wall
+
+
+def test_air_outside_the_ribcage_is_not_lung():
+    plane, right, left, wall = chest_with_wall_air()
+    assert wall.sum() * 16 >= 100  # a real pocket, several cm2
+    out = run(plane, spacing=(4.0, 4.0), settings=Settings(min_lung_area_mm2=100))
+    assert not (out.labels[wall] > 0).any()
+    assert dice(out.labels == 1, right) > 0.9 and dice(out.labels == 2, left) > 0.9
+    # without the ribcage test the pocket is taken for lung: the test above can fail
+    kept = run(plane, spacing=(4.0, 4.0), settings=Settings(min_lung_area_mm2=100, ribcage_min_frac=0))
+    assert (kept.labels[wall] > 0).any()

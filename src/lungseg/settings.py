@@ -95,6 +95,10 @@ class Settings:
     """Added to ``trachea_max_diameter_mm`` for the partial-volume rim of a tube in a sagittal/coronal plane (2D)."""
     midline_band_frac: float = 0.15
     """A tube whose centre is within this fraction of the body's width from its middle is the trachea (2D sagittal/coronal)."""
+    rib_threshold_hu: float = 150.0
+    """Ribs and costal cartilage are above this (HU): seen from a lung, they lie between it and the skin (2D)."""
+    ribcage_min_frac: float = 0.03
+    """An air region whose outward rays cross rib or cartilage less often than this lies in the chest wall (2D)."""
     subcutaneous_depth_mm: float = 10.0
     """Air regions lying mostly within this depth under the skin are subcutaneous emphysema, not lung."""
 

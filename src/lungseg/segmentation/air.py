@@ -11,7 +11,7 @@ from scipy import ndimage as ndi
 
 from ..settings import Settings
 
-__all__ = ["inside_air", "select_lungs", "remove_gas_pockets", "drop_next_to_bowel_gas", "drop_midline_tubes"]
+__all__ = ["inside_air", "select_lungs", "remove_gas_pockets", "drop_next_to_bowel_gas", "drop_midline_tubes", "drop_outside_ribcage"]
 
 log = logging.getLogger(__name__)
 
@@ -205,3 +205,74 @@ def drop_midline_tubes(lungs: np.ndarray, body: np.ndarray, spacing: tuple[float
             out[box][0][region] = False
     log.debug("midline tubes: %d regions, %d pixels dropped", n, int(lungs.sum() - out.sum()))
     return out
+
+
+def drop_outside_ribcage(lungs: np.ndarray, image: np.ndarray, body: np.ndarray, settings: Settings, *, rays: int = 256) -> np.ndarray:
+    """Drop air regions of one axial plane that lie outside the ribcage (subcutaneous emphysema).
+
+    From the body's centre, rays through up to ``rays`` pixels of a region are followed outwards to the
+    skin and inwards to the centre. Seen from a lung, some of the outward rays cross a rib or costal
+    cartilage (above ``rib_threshold_hu``); seen from air in the chest wall, none does, and most of the
+    inward ones do. A region other than the largest whose outward rays cross bone in less than
+    ``ribcage_min_frac`` of them and whose inward rays cross it in more than half is dropped.
+
+    Parameters
+    ----------
+    lungs, body : ndarray of bool, (1, Y, X)
+    image : ndarray, (1, Y, X), HU
+    settings : Settings
+    rays : int
+        At most this many rays per region.
+
+    Returns
+    -------
+    ndarray of bool, same shape
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y, x = np.mgrid[:80, :80]
+    >>> img = np.where((y - 40) ** 2 + (x - 40) ** 2 < 38 ** 2, 40.0, -1000.0)[None]
+    >>> img[0][np.abs(np.hypot(y - 40, x - 40) - 25) < 1] = 700        # a ribcage
+    >>> lung = ((y - 40) ** 2 + (x - 40) ** 2 < 18 ** 2)[None]
+    >>> wall_air = ((y - 40) ** 2 + (x - 72) ** 2 < 9)[None]           # air in the chest wall
+    >>> out = drop_outside_ribcage(lung | wall_air, img, img > -500, Settings())
+    >>> bool(out[0, 40, 40]), bool(out[0, 40, 72])
+    (True, False)
+    """
+    labels, n = cc3d.connected_components(lungs[0], connectivity=8, return_N=True)
+    if n < 2:
+        return lungs
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    centre = np.argwhere(body[0]).mean(axis=0)
+    steps = np.arange(1, int(np.hypot(*labels.shape)) + 1)
+    out = lungs.copy()
+    for i in range(1, n + 1):
+        if i == sizes.argmax():
+            continue
+        points = np.argwhere(labels == i)
+        points = points[np.linspace(0, len(points) - 1, min(rays, len(points))).astype(int)]
+        way = points - centre
+        way /= np.maximum(np.hypot(way[:, 0], way[:, 1]), 1e-6)[:, None]
+        rows, cols, on_image = _ray_pixels(points, way, steps, labels.shape)
+        in_body = np.cumprod(on_image & body[0][rows, cols], axis=1).astype(bool)  # up to the skin
+        outward = (in_body & (image[0][rows, cols] > settings.rib_threshold_hu)).any(axis=1).mean()
+        if outward >= settings.ribcage_min_frac:
+            continue
+        rows, cols, _ = _ray_pixels(points, -way, steps, labels.shape)
+        to_centre = steps < np.hypot(*(points - centre).T)[:, None]
+        inward = (to_centre & (image[0][rows, cols] > settings.rib_threshold_hu)).any(axis=1).mean()
+        if inward > 0.5:
+            out[0][labels == i] = False
+            log.debug("air region of %d pixels outside the ribcage dropped", int(sizes[i]))
+    return out
+
+
+def _ray_pixels(points: np.ndarray, way: np.ndarray, steps: np.ndarray, shape: tuple[int, int]):
+    """Pixels (rows, cols, clipped to the image) of rays from ``points`` along unit vectors ``way``, and
+    whether each step is on the image; arrays of shape (points, steps)."""
+    rows = np.round(points[:, :1] + way[:, :1] * steps).astype(int)
+    cols = np.round(points[:, 1:] + way[:, 1:] * steps).astype(int)
+    on_image = (rows >= 0) & (rows < shape[0]) & (cols >= 0) & (cols < shape[1])
+    return np.clip(rows, 0, shape[0] - 1), np.clip(cols, 0, shape[1] - 1), on_image

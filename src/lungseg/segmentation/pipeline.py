@@ -19,7 +19,7 @@ from scipy import ndimage as ndi
 
 from ..settings import Settings
 from ..volume import Volume, crop_box
-from .air import drop_midline_tubes, drop_next_to_bowel_gas, inside_air, remove_gas_pockets, select_lungs
+from .air import drop_midline_tubes, drop_next_to_bowel_gas, drop_outside_ribcage, inside_air, remove_gas_pockets, select_lungs
 from .airways import find_airways
 from .body import body_mask, estimate_pixel_size_mm, smooth_mm
 from .fill import close_labels_mm, fill_holes, label_values, refine_to_full
@@ -150,6 +150,8 @@ def segment_hu(
         across = _across_axis(volume, frame)
         if across is not None:
             lungs = drop_midline_tubes(lungs, body, work_spacing, across, settings)
+        elif not calibrated:
+            lungs = drop_outside_ribcage(lungs, work, body, settings)
     lap("body_air_s")
 
     airway = None

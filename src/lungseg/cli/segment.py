@@ -85,8 +85,13 @@ def run(args: argparse.Namespace) -> int:
                           hint="drop --crop, or write the mask as .nii.gz/.nrrd")
     for kind, path in outputs.items():
         check_output_path(path, inputs=[args.input], kind=kind, seg=(kind == "mask" and args.format == "seg"))
+    resolved = [p.resolve() for p in outputs.values()]
+    if len(set(resolved)) < len(resolved):
+        raise OutputError("two outputs are the same file: " + ", ".join(f"{k}={p}" for k, p in outputs.items()),
+                          hint="give each output its own file name")
 
     volume = read(args.input, **read_options(args))
+    check_image_outputs(dict.fromkeys(outputs, volume), outputs, args)
     if args.format == "seg" and "dicom" not in volume.metadata:
         raise OutputError(f"DICOM SEG output needs a DICOM input; {args.input} is {volume.metadata.get('format', 'not DICOM')}",
                           hint="write the mask as .nii.gz or .nrrd instead")
@@ -94,6 +99,17 @@ def run(args: argparse.Namespace) -> int:
     written = write_outputs(res, outputs, args)
     print(summary(res, written))
     return 0
+
+
+def check_image_outputs(volumes: dict, outputs: dict[str, Path], args: argparse.Namespace) -> None:
+    """Refuse, before anything is written, image outputs that cannot hold their volume (a volume as PNG,
+    int16 HU as PNG, ...). ``volumes`` maps "mask"/"masked"/"roi" to the Volume written there (the input
+    itself will do before segmenting: the outputs share its grid and the masked image its dtype)."""
+    from ..io import check_writable
+
+    for kind in ("mask", "masked", "roi"):
+        if kind in outputs and volumes.get(kind) is not None and not (kind == "mask" and args.format == "seg"):
+            check_writable(volumes[kind], outputs[kind], kind=kind)
 
 
 def write_outputs(res, outputs: dict[str, Path], args: argparse.Namespace) -> dict[str, Path]:
@@ -110,11 +126,7 @@ def write_outputs(res, outputs: dict[str, Path], args: argparse.Namespace) -> di
         labels_vol = labels_vol.crop(box)
         masked_vol = masked_vol.crop(box) if masked_vol is not None else None
         roi_vol = roi_vol.crop(box) if roi_vol is not None else None
-    from ..io import check_writable  # refuse an impossible output (int16 as PNG...) before writing any
-
-    for kind, vol in (("mask", labels_vol), ("masked", masked_vol), ("roi", roi_vol)):
-        if vol is not None and kind in outputs and not (kind == "mask" and args.format == "seg"):
-            check_writable(vol, outputs[kind], kind=kind)
+    check_image_outputs({"mask": labels_vol, "masked": masked_vol, "roi": roi_vol}, outputs, args)  # refuse an impossible output (int16 as PNG...) before writing any
 
     written: dict[str, Path] = {}
     if args.format == "seg":

@@ -358,3 +358,62 @@ def test_air_outside_the_ribcage_is_not_lung():
     # without the ribcage test the pocket is taken for lung: the test above can fail
     kept = run(plane, spacing=(4.0, 4.0), settings=Settings(min_lung_area_mm2=100, ribcage_min_frac=0))
     assert (kept.labels[wall] > 0).any()
+
+
+def wide_chest(*, nz: int = 30, n: int = 96, fov_radius: float = 28.0):
+    """A patient wider than the reconstruction circle (4 x 4 mm pixels, 5 mm slices): the FOV circle
+    cuts through both lungs at the sides and leaves outside air between it and the front and back of
+    the body. Padding outside the circle is -1024. Returns the HU image, the lungs inside the FOV
+    (right, left), the body and the FOV."""
+    z, y, x = np.mgrid[:nz, :n, :n].astype(float)
+    c = n / 2
+    hu = np.full((nz, n, n), -1000.0)
+    body = ((y - c) / 20) ** 2 + ((x - c) / 44) ** 2 <= 1
+    hu[body] = 40
+    lungs = []
+    for side in (-1, 1):
+        lung = ((x - (c + side * 20)) / 13) ** 2 + ((y - c) / 14) ** 2 + ((z - nz / 2) / 12) ** 2 <= 1
+        hu[lung] = np.where((y[lung] % 5 == 0) & (x[lung] % 5 == 0), 40, -850)  # vessels
+        lungs.append(lung)
+    fov = (y - c + 0.5) ** 2 + (x - c + 0.5) ** 2 <= fov_radius**2
+    hu[~fov] = -1024
+    return hu, lungs[0] & fov, lungs[1] & fov, body, fov
+
+
+def test_lung_cut_by_the_fov_circle_is_found():
+    hu, right, left, body, fov = wide_chest()
+    assert (right & ~fov).sum() == 0 and ((hu == -1024) & ~fov).any()
+    vol = Volume(hu, (5.0, 4.0, 4.0))
+    out = segment_hu(hu.astype(np.float32), vol, Settings(), fov_mask=fov)
+    assert dice(out.labels == 1, right) > 0.9 and dice(out.labels == 2, left) > 0.9
+    assert "lung_cut_by_fov" in out.flags
+    # the outside air between the front of the body and the FOV edge stays outside
+    gap = fov & ~body
+    assert gap.sum() > 1000
+    assert not out.body[gap].any() and not out.labels[gap].any()
+    # without the FOV the cut lungs open onto the padding and are lost: the test above can fail
+    assert "no_lung_found" in segment_hu(hu.astype(np.float32), vol, Settings()).flags
+
+
+def test_lung_cut_by_the_fov_circle_in_2d():
+    hu, right, left, _, fov = wide_chest()
+    z = hu.shape[0] // 2
+    out = segment_hu(hu[z].astype(np.float32), Volume(hu[z], (4.0, 4.0)), Settings(), fov_mask=fov[z])
+    assert dice(out.labels == 1, right[z]) > 0.9 and dice(out.labels == 2, left[z]) > 0.9
+    assert "lung_cut_by_fov" in out.flags
+
+
+def test_fov_closing_keeps_outside_air_and_a_pad_in_it_outside():
+    from lungseg.segmentation.body import body_mask, close_at_fov
+
+    hu, _, _, body, fov = wide_chest(nz=1)
+    y = np.arange(hu.shape[1])[None, :, None]
+    pad = fov & ~body & (y < hu.shape[1] / 2) & (y > 24)  # foam on the chest, outside air beyond it
+    hu[pad] = -850
+    spacing = (1.0, 4.0, 4.0)
+    base = body_mask(hu, -500.0)
+    added = close_at_fov(base, hu, fov, spacing, Settings()) & ~base
+    assert added.any() and not (added & ~body).any()  # the cut lungs are added, outside air and pad are not
+    # taken in when neither the texture nor the FOV edge share is tested: the test above can fail
+    loose = close_at_fov(base, hu, fov, spacing, Settings(lung_texture_min_frac=0.0, fov_edge_max_frac=1.0)) & ~base
+    assert loose[pad].all()

@@ -91,3 +91,27 @@ def test_sagittal_and_coronal_slices():
         rows = [r for r in csv.DictReader(fh, delimiter="\t") if r["view"] in ("sagittal", "coronal")]
     wrong = [r["file"] for r in rows if lungseg.segment(path.parent / r["file"]).labels.any() != (r["lung_area"] != "none")]
     assert len(wrong) <= 1, wrong
+
+
+def cut_by_a_smaller_circle(result, cut_frac: float) -> np.ndarray:
+    """The HU slice of ``result`` with -1024 outside a centred circle that cuts ``cut_frac`` of the lungs' width off each side."""
+    hu = result.hu.copy()
+    cols = np.flatnonzero(result.lung.any(axis=0))
+    centre = (hu.shape[1] - 1) / 2
+    radius = max(centre - cols[0], cols[-1] - centre) - cut_frac * (cols[-1] - cols[0])
+    y, x = np.mgrid[: hu.shape[0], : hu.shape[1]]
+    hu[np.hypot(y - centre, x - centre) > radius] = -1024
+    return hu
+
+
+@pytest.mark.parametrize("name", ["ID_0000_AGE_0060_CONTRAST_1_CT.dcm", "ID_0006_AGE_0075_CONTRAST_1_CT.dcm"])
+def test_real_slice_with_lungs_cut_by_the_fov(name):
+    ct = lungseg.read(shared("ct-medical-images", name))
+    whole = lungseg.segment(ct)
+    assert set(np.unique(whole.labels).tolist()) == {0, 1, 2}
+    hu = cut_by_a_smaller_circle(whole, 0.1)
+    cut = lungseg.segment(ct.with_array(hu.astype(np.int16)))
+    assert cut.intensity.fov_mask is not None and "lung_cut_by_fov" in cut.flags
+    inside = hu > -1024
+    for value in (1, 2):
+        assert dice(cut.labels == value, (whole.labels == value) & inside) > 0.9

@@ -101,6 +101,8 @@ class Settings:
     """An air region whose outward rays cross rib or cartilage less often than this lies in the chest wall (2D)."""
     subcutaneous_depth_mm: float = 10.0
     """Air regions lying mostly within this depth under the skin are subcutaneous emphysema, not lung."""
+    fov_edge_max_frac: float = 0.75
+    """Air opening onto the edge of the field of view is a lung cut by it only when at most this fraction of the pixels around it are not the patient (outside air lies along the edge)."""
 
     # 2D images without spacing ---------------------------------------------------
     assumed_body_width_mm: float = 330.0

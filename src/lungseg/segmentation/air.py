@@ -35,6 +35,8 @@ def select_lungs(
     body: np.ndarray,
     spacing: tuple[float, float, float],
     settings: Settings,
+    *,
+    outside_fov: np.ndarray | None = None,
 ) -> np.ndarray:
     """The regions of ``air`` that look like lung.
 
@@ -53,6 +55,8 @@ def select_lungs(
     body : ndarray of bool, (Z, Y, X)
     spacing : 3 floats, mm per axis
     settings : Settings
+    outside_fov : ndarray of bool, (Z, Y, X), optional
+        Outside the field of view: where the body meets it, its edge is not the skin.
 
     Returns
     -------
@@ -73,7 +77,8 @@ def select_lungs(
     keep = size_ok & (frac >= settings.lung_texture_min_frac)
     keep[0] = False
     if single and keep.any():
-        keep &= ~_mostly_subcutaneous(labels, body, spacing, settings.subcutaneous_depth_mm, n)
+        patient = body if outside_fov is None else body | outside_fov
+        keep &= ~_mostly_subcutaneous(labels, patient, spacing, settings.subcutaneous_depth_mm, n)
     log.debug("air regions: %d, kept as lung: %d", n, int(keep.sum()))
     return keep[labels]
 
@@ -207,7 +212,15 @@ def drop_midline_tubes(lungs: np.ndarray, body: np.ndarray, spacing: tuple[float
     return out
 
 
-def drop_outside_ribcage(lungs: np.ndarray, image: np.ndarray, body: np.ndarray, settings: Settings, *, rays: int = 256) -> np.ndarray:
+def drop_outside_ribcage(
+    lungs: np.ndarray,
+    image: np.ndarray,
+    body: np.ndarray,
+    settings: Settings,
+    *,
+    rays: int = 256,
+    outside_fov: np.ndarray | None = None,
+) -> np.ndarray:
     """Drop air regions of one axial plane that lie outside the ribcage (subcutaneous emphysema).
 
     From the body's centre, rays through up to ``rays`` pixels of a region are followed outwards to the
@@ -223,6 +236,8 @@ def drop_outside_ribcage(lungs: np.ndarray, image: np.ndarray, body: np.ndarray,
     settings : Settings
     rays : int
         At most this many rays per region.
+    outside_fov : ndarray of bool, (1, Y, X), optional
+        Outside the field of view. A region reaching it is kept: its ribs may lie beyond the FOV edge.
 
     Returns
     -------
@@ -250,6 +265,8 @@ def drop_outside_ribcage(lungs: np.ndarray, image: np.ndarray, body: np.ndarray,
     out = lungs.copy()
     for i in range(1, n + 1):
         if i == sizes.argmax():
+            continue
+        if outside_fov is not None and outside_fov[0][ndi.binary_dilation(labels == i)].any():
             continue
         points = np.argwhere(labels == i)
         points = points[np.linspace(0, len(points) - 1, min(rays, len(points))).astype(int)]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 import cc3d
 import fill_voids
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["body_mask", "estimate_pixel_size_mm", "smooth_mm"]
+__all__ = ["body_mask", "close_at_fov", "estimate_pixel_size_mm", "smooth_mm"]
+
+log = logging.getLogger(__name__)
 
 _IN_PLANE = np.zeros((3, 3, 3), bool)
 _IN_PLANE[1, 1, :] = _IN_PLANE[1, :, 1] = True
@@ -100,3 +104,94 @@ def estimate_pixel_size_mm(image: np.ndarray, threshold_hu: float, assumed_body_
     cols = np.flatnonzero(body.any(axis=0))
     width_px = cols[-1] - cols[0] + 1
     return float(assumed_body_width_mm / width_px)
+
+
+def close_at_fov(body: np.ndarray, image: np.ndarray, fov: np.ndarray, spacing: tuple[float, float, float], settings) -> np.ndarray:
+    """``body`` closed along the edge of the field of view, where the FOV circle cuts through a lung.
+
+    The padding outside a reconstruction circle is as dark as air, so a lung the circle cuts through
+    opens onto it and would be taken for outside air. Here the outside of the FOV is a barrier: air
+    enclosed in its slice by the body and the outside of the FOV together (not by the body alone) is a
+    candidate. Candidates (at least ``min_lung_area_mm2`` in-plane, summed over their slices) join the
+    body when the air region they belong to (with the air the body encloses) looks like lung and not like the outside air between the patient and the FOV edge: it is
+    large enough (``settings.min_lung_volume_ml``; ``min_lung_area_mm2`` for one plane), at least
+    ``lung_texture_min_frac`` of it is above ``gas_threshold_hu`` (outside air is pure gas), at most
+    ``fov_edge_max_frac`` of the pixels around the candidates (in-plane) are not the patient (the body,
+    and tissue above ``body_threshold_hu`` that reaches the FOV edge: a chest wall the cut separates from
+    the body in this plane): a cut lung meets the FOV edge along a chord and the patient elsewhere,
+    outside air (with any cushion or blanket in it) lies along the edge.
+
+    Parameters
+    ----------
+    body : ndarray of bool, (Z, Y, X)
+        From :func:`body_mask`.
+    image : ndarray (Z, Y, X), (pseudo-)HU
+    fov : ndarray of bool, (Z, Y, X)
+        True inside the field of view.
+    spacing : 3 floats, mm
+    settings : lungseg.settings.Settings
+
+    Returns
+    -------
+    ndarray of bool, same shape: ``body`` itself when nothing is added.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lungseg.settings import Settings
+    >>> y, x = np.mgrid[:40, :40]
+    >>> fov = ((y - 19.5) ** 2 + (x - 19.5) ** 2 <= 15 ** 2)[None]
+    >>> img = np.where(np.abs(y - 19.5) < 11, 40.0, -1000.0)[None]   # a patient wider than the FOV
+    >>> img[0, 13:27, 24:37] = -850; img[0, 13:27:3, 24:37:3] = 40   # a lung the circle cuts
+    >>> img[~fov] = -1024
+    >>> body = body_mask(img, -500)
+    >>> closed = close_at_fov(body, img, fov, (1.0, 4.0, 4.0), Settings())
+    >>> bool(body[0, 20, 30]), bool(closed[0, 20, 30])
+    (False, True)
+    """
+    outside = ~fov
+    enclosed = np.zeros_like(body)
+    for z in np.flatnonzero(outside.any(axis=(1, 2)) & body.any(axis=(1, 2))):
+        enclosed[z] = fill_voids.fill(body[z] | outside[z])
+    enclosed &= fov
+    candidates = enclosed & ~body
+    candidates &= image < settings.air_threshold_hu
+    # cheap tests first: the outside air is pure gas, and a lung's cross-section open onto the edge is not a speck
+    open_labels, n_open = cc3d.connected_components(candidates, connectivity=6, return_N=True)
+    if n_open == 0:
+        return body
+    open_ids = open_labels[candidates]
+    open_count = np.bincount(open_ids, minlength=n_open + 1)
+    gas_free = np.bincount(open_ids, weights=image[candidates] > settings.gas_threshold_hu, minlength=n_open + 1)
+    lung_like = (gas_free >= settings.lung_texture_min_frac * open_count) & (open_count * spacing[1] * spacing[2] >= settings.min_lung_area_mm2)
+    lung_like[0] = False
+    if not lung_like.any():
+        return body
+    candidates &= lung_like[open_labels]
+    air = (body | candidates) & (image < settings.air_threshold_hu)
+    labels, n = cc3d.connected_components(air, connectivity=6, return_N=True)
+    flat = labels.ravel()
+    count = np.bincount(flat, minlength=n + 1).astype(float)
+    textured = np.bincount(flat, weights=(image > settings.gas_threshold_hu).ravel(), minlength=n + 1) / np.maximum(count, 1)
+    if air.shape[0] == 1:
+        large = count * spacing[1] * spacing[2] >= settings.min_lung_area_mm2
+    else:
+        large = count * float(np.prod(spacing)) / 1000.0 >= settings.min_lung_volume_ml
+    # the share of the pixels around each region's candidates (in-plane) that are not the patient's tissue:
+    # the body, and tissue the FOV edge cuts off from it (a chest wall beyond a cut lung)
+    tissue = (image > settings.body_threshold_hu) & fov
+    pieces = cc3d.connected_components(tissue, connectivity=6)
+    at_edge = np.unique(pieces[ndi.binary_dilation(outside, _IN_PLANE) & tissue])
+    patient = body | np.isin(pieces, at_edge[at_edge > 0])
+    ring = ndi.grey_dilation(np.where(candidates, labels, 0), footprint=_IN_PLANE) * ~air
+    around = np.bincount(ring.ravel(), minlength=n + 1).astype(float)
+    not_body = np.bincount(ring.ravel(), weights=~patient.ravel(), minlength=n + 1) / np.maximum(around, 1)
+    keep = large & (textured >= settings.lung_texture_min_frac) & (not_body <= settings.fov_edge_max_frac) & (around > 0)
+    keep[0] = False
+    log.debug("field of view: %d air regions open onto its edge, %d taken for lung cut by it", int((around > 0).sum()), int(keep.sum()))
+    if not keep.any():
+        return body
+    closed = body | (candidates & keep[labels])
+    for z in np.flatnonzero(closed.any(axis=(1, 2)) & (closed != body).any(axis=(1, 2))):
+        closed[z] = fill_voids.fill(closed[z])  # the lung's vessels, now enclosed
+    return closed

@@ -21,7 +21,7 @@ from ..settings import Settings
 from ..volume import Volume, crop_box
 from .air import drop_midline_tubes, drop_next_to_bowel_gas, drop_outside_ribcage, inside_air, remove_gas_pockets, select_lungs
 from .airways import find_airways
-from .body import body_mask, estimate_pixel_size_mm, smooth_mm
+from .body import body_mask, close_at_fov, estimate_pixel_size_mm, smooth_mm
 from .fill import close_labels_mm, fill_holes, label_values, refine_to_full
 from .frame import Frame, block_mean, grid_factors, upsample
 from .split import LEFT, RIGHT, label_sides
@@ -79,7 +79,9 @@ def segment_hu(
         (``settings.assumed_body_width_mm``) and the flag ``pixel_size_estimated`` is set.
     settings : Settings
     fov_mask : ndarray of bool, optional
-        True inside the scanner's field of view (same shape); used to flag lungs cut by it.
+        True inside the scanner's field of view (same shape). A lung the FOV circle cuts through is
+        closed along the FOV edge (:func:`.body.close_at_fov`; HU input, axial planes and volumes) and
+        flagged ``lung_cut_by_fov``.
     calibrated : bool
         True when ``hu`` is pseudo-HU calibrated from an image that was not in HU (a PNG, a normalised
         array): the texture test then uses ``settings.calibrated_texture_min_frac`` instead of
@@ -139,19 +141,25 @@ def segment_hu(
     lap("grid_s")
 
     body = body_mask(work, settings.body_threshold_hu, work_spacing, settings.body_opening_mm)
+    # a lung the FOV circle cuts through opens onto the padding. Not closed in pseudo-HU (its texture cannot
+    # tell it from outside air) nor in sagittal/coronal planes (padding bands of the reformat, not a circle;
+    # a cushion between the back and the table is lung-like there, and the table reaches the band)
+    across = _across_axis(volume, frame)
+    fov = None if calibrated or across is not None else _fov_on_grid(fov_mask, hu.shape, frame, factors)
+    if fov is not None:
+        body = close_at_fov(body, work, fov, work_spacing, settings)
     air = inside_air(work, body, settings.air_threshold_hu)
-    lungs = select_lungs(air, work, body, work_spacing, settings)
+    lungs = select_lungs(air, work, body, work_spacing, settings, outside_fov=None if fov is None else ~fov)
     if image.shape[0] == 1 and lungs.any():
         if textured:
             # a trachea or bowel loop joined to the lung in this plane: cut the pure gas out, drop what is left over
             lungs = remove_gas_pockets(lungs, work, work_spacing, settings.gas_pocket_radius_mm, settings.gas_threshold_hu)
             lungs = _drop_fragments(lungs, work_spacing, settings.min_lung_area_mm2 / 1000.0)
         lungs = drop_next_to_bowel_gas(lungs, work, body, work_spacing, settings)
-        across = _across_axis(volume, frame)
         if across is not None:
             lungs = drop_midline_tubes(lungs, body, work_spacing, across, settings)
         elif not calibrated:
-            lungs = drop_outside_ribcage(lungs, work, body, settings)
+            lungs = drop_outside_ribcage(lungs, work, body, settings, outside_fov=None if fov is None else ~fov)
     lap("body_air_s")
 
     airway = None
@@ -210,6 +218,13 @@ def _across_axis(volume: Volume, frame: Frame) -> int | None:
         return None
     body_axis = 1 + list(frame.perm).index(int(np.argmax(head_feet)))
     return 3 - body_axis
+
+
+def _fov_on_grid(fov_mask: np.ndarray | None, shape: tuple[int, ...], frame: Frame, factors: tuple[int, ...]) -> np.ndarray | None:
+    """The field of view on the canonical working grid (True inside), or None when unknown or everywhere."""
+    if fov_mask is None or fov_mask.shape != shape or fov_mask.all():
+        return None
+    return np.ascontiguousarray(frame.to_canonical(fov_mask)[tuple(slice(None, None, f) for f in factors)])  # one pixel per block
 
 
 def _grow_in_plane_mm(mask: np.ndarray, spacing, margin_mm: float) -> np.ndarray:

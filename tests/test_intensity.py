@@ -329,6 +329,104 @@ def test_uniform_image_is_ambiguous_not_a_crash():
     assert out.shape == (32, 32) and np.isfinite(out).all()
 
 
+def blurred_body_hu(parts: dict[str, np.ndarray], levels: dict[str, float], seed: int = 0) -> np.ndarray:
+    """A slice in HU built from ``parts`` with the scanner's blur (partial volume at every edge) and
+    noise, -1000 HU air, and -1024 padding outside ``parts["fov"]``: what ``to_hu`` returns for a real
+    slice, ready to be saved as a picture."""
+    img = np.full(parts["fov"].shape, -1000.0)
+    for name, level in levels.items():
+        img[parts[name]] = level
+    img = ndi.gaussian_filter(img, 1.5) + np.random.default_rng(seed).normal(0, 10, img.shape)
+    img[~parts["fov"]] = AIR_HU
+    return np.maximum(np.rint(img), AIR_HU)
+
+
+def full_fov_parts(size: int = 128) -> dict[str, np.ndarray]:
+    """Upper abdomen filling the field-of-view circle (air only in thin slivers at the top and bottom),
+    a fat rim, and two small lung bases at the back."""
+    rr, cc = np.mgrid[:size, :size].astype(float)
+    c = (size - 1) / 2
+    fov = np.hypot(rr - c, cc - c) <= 0.47 * size
+    body = fov & (((rr - c) / (0.44 * size)) ** 2 + ((cc - c) / (0.60 * size)) ** 2 <= 1)
+    inner = ((rr - c) / (0.40 * size)) ** 2 + ((cc - c) / (0.44 * size)) ** 2 <= 1
+    lung = body & (((rr - 0.72 * size) / (0.06 * size)) ** 2 + ((np.abs(cc - c) - 0.20 * size) / (0.12 * size)) ** 2 <= 1)
+    return {"fov": fov, "tissue": body & inner & ~lung, "fat": body & ~inner & ~lung, "lung": lung, "air": fov & ~body}
+
+
+@pytest.mark.parametrize("encoding", ["[-1200,600]", "[-1000,400]", "min-max"])
+def test_body_filling_the_field_of_view_keeps_its_small_lungs(encoding):
+    # the window puts the -1024 padding next to the air slivers, so padding and air form one population;
+    # what reaches the border through it is only the body's partial-volume edge, brighter than the lung
+    parts = full_fov_parts()
+    hu = blurred_body_hu(parts, {"tissue": 40.0, "fat": -100.0, "lung": -850.0})
+    if encoding == "min-max":
+        img = normalised(hu)
+    else:
+        low, high = (float(v) for v in encoding.strip("[]").split(","))
+        img = np.clip((hu - low) / (high - low) * 255, 0, 255).astype(np.uint8)
+    out, info = to_hu(Volume(img, (0.7, 0.7)))
+    assert "intensity_ambiguous" not in info.flags
+    assert AIR_HU < np.median(out[parts["lung"]]) < -700  # lung, not pushed down to the padding's -1024
+    assert abs(np.median(out[parts["tissue"]]) - 40) < 60
+    assert np.median(out[parts["fat"]]) > -300
+
+
+@pytest.mark.parametrize("low, high", [(-1200, 600), (-1024, 3071)])
+def test_outside_air_taken_in_with_the_padding_stays_the_air_landmark(low, high):
+    # no lung; the window puts -1024 padding and -1000 air within a grey level or two, so the padding's
+    # gap search takes the outside air in: its noise still shows it is air, not padding. With
+    # [-1024,3071] most air is clipped to 0 with the padding, which stays padding (not "clipped air").
+    parts = phantom_parts(128)
+    rr, cc = np.mgrid[:128, :128].astype(float)
+    inner = ((rr - 63.5) / (0.25 * 128)) ** 2 + ((cc - 63.5) / (0.35 * 128)) ** 2 <= 1
+    parts = {"fov": parts["fov"], "fat": (parts["body"] | parts["lung"]) & ~inner, "tissue": inner, "air": parts["air"]}
+    hu = blurred_body_hu(parts, {"fat": -100.0, "tissue": 40.0})
+    img = np.clip((hu - low) / (high - low) * 255, 0, 255).astype(np.uint8)
+    out, info = to_hu(Volume(img, (1.0, 1.0)))
+    assert "intensity_ambiguous" not in info.flags and info.details["landmarks"]["anchor"] == "outside_air"
+    assert np.median(out[parts["air"]]) < -900
+    assert abs(np.median(out[parts["fat"]]) + 100) < 60
+    assert abs(np.median(out[parts["tissue"]]) - 40) < 60
+
+
+def narrow_body_hu(air_hu: float, gas_hu: float | None, size: int = 128) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A sagittal-like slice without padding: a narrow body in a wide field of air, an optional small
+    gas pocket (1.5 % of the body, under 1 % of the image)."""
+    rr, cc = np.mgrid[:size, :size].astype(float)
+    c = (size - 1) / 2
+    body = ((rr - c) / (0.42 * size)) ** 2 + ((cc - c) / (0.14 * size)) ** 2 <= 1
+    gas = np.hypot(rr - 0.4 * size, cc - c) <= 0.028 * size
+    rng = np.random.default_rng(3)
+    img = np.where(body, 40.0, air_hu) + rng.normal(0, 10, body.shape)
+    if gas_hu is not None:
+        img[gas] = gas_hu + rng.normal(0, 10, np.count_nonzero(gas))
+    return np.maximum(np.rint(img), AIR_HU), {"body": body & ~gas, "gas": gas, "air": ~body}
+
+
+def test_air_piled_up_at_minus_1024_above_the_window_floor_is_not_clipped_by_the_window():
+    # the scanner clipped the air at -1024 (most air pixels hold it); a window from -1200 puts that at
+    # grey 24, not 0: the window did not clip it, so it is a usable air landmark
+    hu, parts = narrow_body_hu(air_hu=-1030.0, gas_hu=None)
+    img = np.clip((hu + 1200) / 1800 * 255, 0, 255).astype(np.uint8)
+    assert np.mean(img[parts["air"]] == img.min()) > 0.5
+    out, info = to_hu(Volume(img, (1.0, 1.0)))
+    assert "intensity_ambiguous" not in info.flags and info.details["landmarks"]["anchor"] == "outside_air"
+    assert abs(np.median(out[parts["air"]]) + 1000) < 40
+    assert abs(np.median(out[parts["body"]]) - 40) < 40
+
+
+def test_small_gas_pocket_is_a_landmark_when_the_outside_air_is_clipped():
+    # [-1000,400] clips the outside air to 0; the gas pocket is 1.5 % of the body (under 1 % of the
+    # image, a sagittal plane is mostly air) and still resolves: it anchors the scale
+    hu, parts = narrow_body_hu(air_hu=-1000.0, gas_hu=-900.0)
+    img = np.clip((hu + 1000) / 1400 * 255, 0, 255).astype(np.uint8)
+    assert np.count_nonzero(parts["gas"]) < 0.01 * img.size
+    out, info = to_hu(Volume(img, (1.0, 1.0)))
+    assert "intensity_ambiguous" not in info.flags and info.details["landmarks"]["anchor"] == "lung"
+    assert np.median(out[parts["gas"]]) < -700
+    assert abs(np.median(out[parts["body"]]) - 40) < 60
+
+
 # -- user window ------------------------------------------------------------------------------------
 
 
@@ -455,3 +553,29 @@ def test_kmader_calibration_meets_the_target():
     both = np.mean([r["lung_hu"] < bench.LUNG_LIMIT_HU and r["body_hu"] > bench.BODY_LIMIT_HU for r in rows])
     assert len(rows) == x.shape[0]
     assert both >= bench.TARGET_FRAC
+
+
+@pytest.mark.data
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ct-medical-images/ID_0074_AGE_0074_CONTRAST_0_CT.dcm",  # body fills the field of view, thin lung bases
+        "ct-medical-images/ID_0076_AGE_0068_CONTRAST_0_CT.dcm",  # pelvis, outside air merges with the padding
+        "covid-ny-sbu/A046441/sagittal/19001111-059.dcm",  # sagittal, air clipped at -1024, small gas pocket
+    ],
+)
+def test_real_slices_saved_as_8_bit_keep_lung_and_body_apart(name):
+    import lungseg
+
+    ct = lungseg.read(shared(*name.split("/")))
+    hu, _ = to_hu(ct)
+    hu = hu.reshape(ct.array.shape[-2:])
+    lung, body = load_benchmark().reference_masks(hu)  # from the HU slice, never from the calibration
+    img = np.clip((hu + 1200) / 1800 * 255, 0, 255).astype(np.uint8)
+    out, _ = to_hu(Volume(img, (0.7, 0.7), metadata={"format": "png", "bit_depth": 8, "spacing_known": False}))
+    assert np.median(out[body]) > -300
+    if lung.any():
+        assert AIR_HU < np.median(out[lung]) < -500
+    if "ID_0074" in name:  # the segmentation keeps the lung bases it finds in the HU slice
+        labels = lungseg.segment(Volume(img, (0.7, 0.7), metadata={"format": "png", "bit_depth": 8})).labels
+        assert np.count_nonzero(labels == 1) > 0 and np.count_nonzero(labels == 2) > 0

@@ -24,6 +24,11 @@ wrong): in HU data it is every value below -1024 (-2000, -2048, -3024, -32768, .
 high value holding many pixels (63536 and the like), or a -1024 region that fills the outside of a
 centred circle. In other data it is a population at the darkest values, separated from the rest of
 the histogram by an empty gap (so resizing may blur its edge) and connected to the image border.
+A window that starts below -1024 HU puts -1024 padding and -1000 HU outside air a grey level apart, so
+that population may hold the outside air too: padding is one exact value, air is noisy, so its noisy
+pixels away from the population's edge are taken as the outside-air landmark (a body filling the field
+of view then leaves only its partial-volume edge, never used as air: outside air is never brighter
+than lung).
 """
 
 from __future__ import annotations
@@ -89,6 +94,9 @@ _CIRCLE_COVER_FRAC = 0.98
 """A -1024 region is circular padding when it covers this fraction of every ring outside its inner radius."""
 _LANDMARK_SLICES = 24
 """Number of slices (evenly spread) used to estimate the landmarks of a 3D volume."""
+_PADDING_EDGE_PX = 2
+"""Resizing blurs the padding's value into this many pixels along its edge; deeper inside, padding
+keeps its one value exactly."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -452,11 +460,15 @@ def _calibrate(arr: np.ndarray) -> tuple[np.ndarray, dict, list[str], list[str],
 
     marks = _image_landmarks(arr, valid, padding)
     if padding is not None and marks.anchor is not None and _maps_to_air(arr[padding], marks):
-        # the dark population is outside air, not padding (an image without a field-of-view circle)
-        padding, valid = None, np.ones(arr.shape, bool)
-        flags.remove("padding_fixed")
-        details = {"dark_border_population_is_air": True}
-        marks = _image_landmarks(arr, valid, None)
+        # the dark population calibrates to air: outside air, not padding (an image without a
+        # field-of-view circle); it stays padding when the whole image gives no usable air landmark
+        # (the population piles up on one clipped value: padding as dark as the air beside it)
+        whole = _image_landmarks(arr, np.ones(arr.shape, bool), None)
+        if whole.anchor is not None:
+            padding, valid = None, np.ones(arr.shape, bool)
+            flags.remove("padding_fixed")
+            details = {"dark_border_population_is_air": True}
+            marks = whole
     details["landmarks"] = marks.facts
     tissue_ref = marks.tissue_ref
     saturated = False
@@ -567,12 +579,16 @@ class _Landmarks:
 def _image_landmarks(arr: np.ndarray, valid: np.ndarray, padding: np.ndarray | None) -> _Landmarks:
     """Air/lung and soft-tissue landmarks in stored units, from the in-field pixels.
 
-    Soft tissue is the main mode above a 2-class Otsu split of the in-field values. Below the split,
-    the part connected to the border (through the padding) is outside air (-1000 HU), the rest lung
-    (-850 HU). A dark candidate is used when it holds enough pixels, is not clipped at the darkest
-    value, and lies at least ``_MIN_CONTRAST_FRAC`` of the value range below the tissue (else the
-    split fell inside the tissue: fat against muscle, in an image without air). The range is that of
-    the in-field values, or half the padding-to-tissue distance when larger (padding is air or darker).
+    Soft tissue is the main mode above a 2-class Otsu split of the in-field values (and of the air
+    found inside the padding population, see ``_air_in_padding``). Below the split, the part connected
+    to the border (through the padding) is outside air (-1000 HU), the rest lung (-850 HU; at least
+    ``_MIN_LANDMARK_FRAC`` of the body, as gas in a plane that is mostly outside air). Outside air
+    brighter than the lung candidate is dropped (it is the body's partial-volume edge or fat). A dark
+    candidate is used when it holds enough pixels, is not clipped (piled up on the darkest value when
+    that is the bottom of the stored range, where a window clips), and lies at least
+    ``_MIN_CONTRAST_FRAC`` of the value range below the tissue (else the split fell inside the tissue:
+    fat against muscle, in an image without air). The range is that of the in-field values, or half
+    the padding-to-tissue distance when larger (padding is air or darker).
     """
     if arr.ndim == 3 and arr.shape[0] > _LANDMARK_SLICES:
         picks = np.unique(np.linspace(0, arr.shape[0] - 1, _LANDMARK_SLICES).astype(int))
@@ -582,32 +598,76 @@ def _image_landmarks(arr: np.ndarray, valid: np.ndarray, padding: np.ndarray | N
     if values.size < 16 or float(values.min()) == float(values.max()):
         middle = float(np.median(values)) if values.size else float(arr.min())
         return _Landmarks(middle, None, False, {"uniform": True})
-    threshold = _otsu(values.astype(np.float32))
+    air_in_padding = None if padding is None else _air_in_padding(arr, padding)
+    if air_in_padding is not None and np.count_nonzero(air_in_padding) < _MIN_LANDMARK_FRAC * values.size:
+        air_in_padding = None
+    if air_in_padding is None:
+        threshold = _otsu(values.astype(np.float32))
+    else:  # outside air at the padding's level: it takes part in the air/tissue split
+        threshold = _otsu(np.concatenate([values, arr[air_in_padding]]).astype(np.float32))
     dark = (arr <= threshold) & valid
     bright = (arr > threshold) & valid
     outside_air = _border_connected(dark if padding is None else dark | padding) & dark
+    if air_in_padding is not None:
+        # the in-field dark pixels along the padding are then only the air's edge against the body
+        # (partial volume) or fat: the air itself is the landmark
+        outside_air |= air_in_padding
     tissue_ref = _mode(arr[bright].astype(np.float32))
     vmin = float(values.min())
+    # a window clips to the bottom of the stored range (0 in a picture); values piled up on a darkest
+    # value above it (air at -1024 HU in a window starting lower) were not clipped by the window
+    clip_value = min(float(arr.min()), 0.0)
     low, high = np.percentile(values, [0.5, 99.5])
     span = float(high - low)
     if padding is not None and padding.any():  # padding (air or darker) bounds the scale from below
         span = max(span, 0.5 * (tissue_ref - float(np.median(arr[padding]))))
     facts: dict[str, Any] = {"otsu_threshold": float(threshold), "soft_tissue": float(tissue_ref)}
-    anchor = None
-    saturated = False
-    for name, region, hu in (("outside_air", outside_air, OUTSIDE_AIR_HU), ("lung", dark & ~outside_air, LUNG_HU)):
+    if air_in_padding is not None:
+        facts["air_in_padding_frac"] = round(float(np.count_nonzero(air_in_padding)) / arr.size, 4)
+    candidates = []
+    body_size = values.size - np.count_nonzero(outside_air & valid)
+    for name, region, hu, size in (
+        ("outside_air", outside_air, OUTSIDE_AIR_HU, values.size),
+        ("lung", dark & ~outside_air, LUNG_HU, body_size),  # lung (or gas) is a share of the body
+    ):
         pixels = arr[region]
-        if pixels.size < _MIN_LANDMARK_FRAC * values.size:
+        if pixels.size < _MIN_LANDMARK_FRAC * size:
             continue
         level = float(np.median(pixels))
-        clipped = bool(np.count_nonzero(pixels == vmin) >= _SATURATED_FRAC * pixels.size)
+        clipped = vmin == clip_value and bool(np.count_nonzero(pixels == vmin) >= _SATURATED_FRAC * pixels.size)
         facts[name] = level
         facts[name + "_clipped"] = clipped
+        candidates.append((name, level, hu, clipped))
+    if len(candidates) == 2 and candidates[0][1] > candidates[1][1]:
+        # outside air is never brighter than lung: what reaches the border is the body's partial-volume
+        # edge against padding that took the air in (a body filling the field of view), or fat
+        facts["outside_air_brighter_than_lung"] = True
+        candidates.pop(0)
+    anchor = None
+    saturated = False
+    for name, level, hu, clipped in candidates:
         saturated |= clipped
         if anchor is None and not clipped and tissue_ref - level >= _MIN_CONTRAST_FRAC * span:
             anchor = (level, hu)
             facts["anchor"] = name
     return _Landmarks(float(tissue_ref), anchor, saturated and anchor is None, facts)
+
+
+def _air_in_padding(arr: np.ndarray, padding: np.ndarray) -> np.ndarray:
+    """Pixels of the dark border population that are outside air, not padding.
+
+    Padding holds one value (its darkest), blurred only along its edge by resizing. Where a window put
+    outside air at the padding's level (-1024 HU padding saved with a window starting below -1024), the
+    gap search takes the air in with the padding; the air still shows its noise. So pixels deeper than
+    ``_PADDING_EDGE_PX`` inside the population with another value than the padding's are air. Without
+    such a constant value (noisy or resampled padding) nothing can be told apart: none are returned."""
+    value = arr[padding].min()
+    spike = padding & (arr == value)
+    if np.count_nonzero(spike) < _MIN_PADDING_FRAC * arr.size:
+        return np.zeros(arr.shape, bool)
+    structure = np.ones((3, 3), bool) if arr.ndim == 2 else np.ones((1, 3, 3), bool)
+    deep = ndi.binary_erosion(padding, structure, iterations=_PADDING_EDGE_PX, border_value=1)
+    return deep & ~spike
 
 
 # -- small statistics ------------------------------------------------------------------------------

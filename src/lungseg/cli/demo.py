@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     opts = argparse.Namespace(margin_mm=10.0, crop=False, crop_margin_mm=10.0, png_values="binary",
                               format="auto", keep_metadata=False)
     written = write_outputs(res, outputs, opts)
-    print(f"demo scan: {scan} (COPDGene subject from the Chest Imaging Platform test data; see its LICENSE)")
+    print(f"demo scan: {scan} (COPDGene subject from the Chest Imaging Platform test data; licence: LICENSE-demo.txt beside it)")
     print(summary(res, written))
     print(f"wrote the mask, the masked image, a QC picture and a report into {out.resolve()}")
     return 0

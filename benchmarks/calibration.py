@@ -5,7 +5,8 @@ a circular field of view whose padding is the darkest value; ``y_train.npy`` hol
 
 Each slice goes through ``lungseg.intensity.to_hu`` as a 2D image. Then, per slice:
 
-* lung: the median pseudo-HU of the reference-lung pixels (``y > 0.5``) must be below -500;
+* lung: the median pseudo-HU of the reference-lung pixels (``y > 0.5``) must be below -500, and above
+  -1024 (``AIR_HU``, the value of padding and outside air: a lung pushed down there is lost);
 * body: the median pseudo-HU of the non-lung body pixels must be above -300.
 
 "Body" is defined from the normalised slice and the reference alone, never from the calibration's
@@ -192,7 +193,7 @@ def print_kmader(folder: Path) -> bool:
     n = len(rows)
     print(f"kmader calibration benchmark: {n} slices, {seconds:.2f} s ({1000 * seconds / n:.1f} ms per slice)")
     print(f"{'criterion':<40}{'slices':>8}{'percent':>9}")
-    print(f"{'lung median < %g pseudo-HU' % LUNG_LIMIT_HU:<40}{lung_ok.sum():>8}{100 * lung_ok.mean():>8.1f}%")
+    print(f"{'%g < lung median < %g pseudo-HU' % (AIR_HU, LUNG_LIMIT_HU):<40}{lung_ok.sum():>8}{100 * lung_ok.mean():>8.1f}%")
     print(f"{'body median > %g pseudo-HU' % BODY_LIMIT_HU:<40}{body_ok.sum():>8}{100 * body_ok.mean():>8.1f}%")
     print(f"{'both':<40}{both.sum():>8}{100 * both.mean():>8.1f}%   (target {100 * TARGET_FRAC:.0f}%)")
     lung_hu = np.array([r["lung_hu"] for r in rows])

@@ -371,6 +371,18 @@ def test_body_filling_the_field_of_view_keeps_its_small_lungs(encoding):
     assert np.median(out[parts["fat"]]) > -300
 
 
+def test_ground_glass_lung_landmark_does_not_stretch_the_scale_below_air():
+    # the lung landmark assumes -850 HU; a -600 HU (ground-glass) lung is the darkest thing in the field
+    # of view, so the scale is capped where the darkest in-field values reach air, not beyond
+    parts = full_fov_parts()
+    hu = blurred_body_hu(parts, {"tissue": 40.0, "fat": -100.0, "lung": -600.0})
+    img = np.clip((hu + 1200) / 1800 * 255, 0, 255).astype(np.uint8)
+    out, info = to_hu(Volume(img, (0.7, 0.7)))
+    assert info.details["landmarks"]["anchor"] == "lung"
+    assert abs(np.median(out[parts["lung"]]) + 600) < 120
+    assert abs(np.median(out[parts["tissue"]]) - 40) < 60
+
+
 @pytest.mark.parametrize("low, high", [(-1200, 600), (-1024, 3071)])
 def test_outside_air_taken_in_with_the_padding_stays_the_air_landmark(low, high):
     # no lung; the window puts -1024 padding and -1000 air within a grey level or two, so the padding's

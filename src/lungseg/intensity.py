@@ -14,7 +14,9 @@ field of view is air (``AIR_HU`` = -1024). Four paths, recorded in ``IntensityIn
     The values are not HU (8-bit windowed PNG/JPEG, min-max normalised arrays, soft-tissue windowed
     volumes): a linear map to pseudo-HU is estimated from the image itself, from two landmarks, air
     (outside air at -1000 HU, or aerated lung at -850 HU when no outside air is seen) and soft tissue
-    (+40 HU). Pseudo-HU are good enough to segment, not to measure densities.
+    (+40 HU). The lung landmark may be denser than -850 HU (ground glass, blurred small lungs), so
+    with it the scale is capped where the darkest in-field values reach air. Pseudo-HU are good
+    enough to segment, not to measure densities.
 ``"window"``
     The user gave the window the image was saved with (``window=(low, high)``): the stored range
     (0..255, 0..65535 or 0..1) is mapped linearly onto it.
@@ -94,6 +96,8 @@ _CIRCLE_COVER_FRAC = 0.98
 """A -1024 region is circular padding when it covers this fraction of every ring outside its inner radius."""
 _LANDMARK_SLICES = 24
 """Number of slices (evenly spread) used to estimate the landmarks of a 3D volume."""
+_DARKEST_IN_FIELD_PCT = 1.0
+"""Percentile of the in-field values taken as their darkest (robust to a few odd pixels)."""
 _PADDING_EDGE_PX = 2
 """Resizing blurs the padding's value into this many pixels along its edge; deeper inside, padding
 keeps its one value exactly."""
@@ -475,6 +479,13 @@ def _calibrate(arr: np.ndarray) -> tuple[np.ndarray, dict, list[str], list[str],
     if marks.anchor is not None:
         dark_ref, dark_hu = marks.anchor
         scale = (SOFT_TISSUE_HU - dark_hu) / (tissue_ref - dark_ref)
+        if dark_hu > OUTSIDE_AIR_HU:
+            # lung is not always at -850 HU (ground glass, blurred small lungs): nothing in the field of
+            # view is darker than air, so the scale is capped where its darkest values reach air
+            sample, inside = _sample(arr), _sample(valid)
+            darkest = float(np.percentile(sample[inside], _DARKEST_IN_FIELD_PCT))
+            if darkest < dark_ref:
+                scale = min(scale, (SOFT_TISSUE_HU - AIR_HU) / (tissue_ref - darkest))
     elif padding is not None and tissue_ref > pad_limit:
         # no air inside the field of view (a slice below the lungs, a sagittal midline): the padding is
         # the only dark landmark; it is air (-1024 bands) or darker, so lung-free tissue stays tissue

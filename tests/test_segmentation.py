@@ -417,3 +417,77 @@ def test_fov_closing_keeps_outside_air_and_a_pad_in_it_outside():
     # taken in when neither the texture nor the FOV edge share is tested: the test above can fail
     loose = close_at_fov(base, hu, fov, spacing, Settings(lung_texture_min_frac=0.0, fov_edge_max_frac=1.0)) & ~base
     assert loose[pad].all()
+
+
+def hilum_phantom(spacing_mm: float = 4.0):
+    """(z, y, x) at ``spacing_mm``: an emphysematous lung (-930 HU) on each side of a mediastinum, a
+    trachea (-1000) splitting at the carina into main bronchi, and below them their lumen as partial
+    volume (-800 to -600, brighter than the lung) inside a wall, running down 40 mm. Returns the image,
+    the airway a growth finds (the -1000 part), the partial-volume lumen and the lung."""
+    k = 4.0 / spacing_mm
+    n = lambda v: int(round(v * k))  # noqa: E731
+    img = np.full((n(30), n(40), n(40)), 40.0)
+    lung = np.zeros(img.shape, bool)
+    lung[:, n(4):n(36), n(4):n(36)] = True
+    lung[:, n(17):n(23), n(10):n(30)] = False  # mediastinum and bronchial walls
+    img[lung] = -930
+    img[n(14):, n(19):n(21), n(19):n(21)] = -1000
+    img[n(14):n(15), n(19):n(21), n(12):n(28)] = -1000
+    img[n(12):n(14), n(19):n(21), n(12):n(18)] = img[n(12):n(14), n(19):n(21), n(22):n(28)] = -1000
+    lumen = np.zeros(img.shape, bool)
+    lumen[n(2):n(12), n(19):n(21), n(12):n(14)] = lumen[n(2):n(12), n(19):n(21), n(26):n(28)] = True
+    img[lumen] = -800
+    # brighter where the bronchi leave the plane, and touching their lung where the wall is thinner
+    # than a voxel: a growth with a threshold above -600 HU would leak into the lung
+    img[n(11):n(12), n(19):n(21), n(12):n(14)] = img[n(11):n(12), n(19):n(21), n(26):n(28)] = -600
+    img[n(6):n(8), n(19):n(21), n(10):n(12)] = img[n(6):n(8), n(19):n(21), n(28):n(30)] = -700
+    return img, img == -1000, lumen, lung
+
+
+@pytest.mark.parametrize("spacing_mm", [4.0, 2.0])
+def test_follow_bronchi_takes_the_partial_volume_lumen(spacing_mm):
+    from lungseg.segmentation.airways import follow_bronchi
+
+    img, airway, lumen, lung = hilum_phantom(spacing_mm)
+    sp = (spacing_mm,) * 3
+    more = follow_bronchi(img, airway, np.ones_like(airway), sp, Settings())
+    assert more[lumen].mean() > 0.9
+    assert not more[lung].any()
+
+
+def test_follow_bronchi_not_when_the_growth_reached_the_length():
+    from lungseg.segmentation.airways import follow_bronchi
+
+    img, airway, lumen, _ = hilum_phantom()
+    sp = (4.0, 4.0, 4.0)
+    # the airway grown down to main_bronchus_max_length_mm (40 mm) below the carina (slice 13): nothing more to follow
+    assert not follow_bronchi(img, airway | lumen, np.ones_like(airway), sp, Settings(main_bronchus_max_length_mm=40.0)).any()
+    assert follow_bronchi(img, airway, np.ones_like(airway), sp, Settings()).any()
+    # a short length: the growth reached it, nothing is followed
+    assert not follow_bronchi(img, airway, np.ones_like(airway), sp, Settings(main_bronchus_max_length_mm=4.0)).any()
+
+
+def test_follow_bronchi_stops_a_leak():
+    from lungseg.segmentation.airways import follow_bronchi
+
+    img, airway, lumen, lung = hilum_phantom()
+    sp = (4.0, 4.0, 4.0)
+    leaky = img.copy()
+    leaky[lung & (np.indices(img.shape).sum(axis=0) % 2 == 0)] = 40  # a lung full of vessels: all of it enclosed
+    cap = Settings(bronchus_max_volume_ml=1.0)
+    more = follow_bronchi(leaky, airway, np.ones_like(airway), sp, cap)
+    assert more.sum() * 64 / 1000 <= 1.0
+    unbounded = follow_bronchi(leaky, airway, np.ones_like(airway), sp, Settings(bronchus_max_volume_ml=1000.0))
+    assert unbounded.sum() * 64 / 1000 > 1.0  # without the cap it floods the lung: the test above can fail
+
+
+def test_partial_volume_bronchi_are_not_lung():
+    img, airway, lumen, lung = hilum_phantom()
+    hu = np.full((img.shape[0], 56, 56), -1000.0)
+    hu[:, 8:48, 8:48] = img  # the body inside outside air
+    vol = Volume(hu, (4.0, 4.0, 4.0))
+    out = segment_hu(hu.astype(np.float32), vol, Settings(min_lung_volume_ml=5))
+    inner = np.zeros(hu.shape, bool)
+    inner[:, 8:48, 8:48] = lumen
+    assert out.labels.any()
+    assert (out.labels[inner] > 0).mean() < 0.1

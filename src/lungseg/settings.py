@@ -79,6 +79,12 @@ class Settings:
     """Step of the rising threshold the airway is grown with, from ``gas_threshold_hu`` up to ``air_threshold_hu``."""
     airway_search_mm: float = 100.0
     """The airway is grown in a box reaching this far (in-plane) around the trachea found in the top slices."""
+    bronchus_wall_radius_mm: float = 6.0
+    """Below where the airway growth stops, a bronchus lumen narrower than twice this, enclosed by its wall and the hilar vessels, is followed by its contrast."""
+    bronchus_contrast_hu: float = 200.0
+    """The least contrast (HU) of that lumen against what encloses it (a grey closing with a ball of ``bronchus_wall_radius_mm``)."""
+    bronchus_max_volume_ml: float = 20.0
+    """The bronchi followed that way hold at most this volume (two tubes 16 mm wide, lumen and wall, ``main_bronchus_max_length_mm`` long); more is a leak and raises the contrast."""
     airway_margin_mm: float = 5.0
     """Air within this distance (in-plane) of the trachea and main bronchi is their partial-volume rim, not lung."""
     split_max_erosion_mm: float = 20.0

@@ -12,7 +12,7 @@ from scipy import ndimage as ndi
 from ..settings import Settings
 from ..volume import crop_box
 
-__all__ = ["find_airways", "grow_airway"]
+__all__ = ["find_airways", "follow_bronchi", "grow_airway"]
 
 log = logging.getLogger(__name__)
 
@@ -188,18 +188,111 @@ def grow_airway(image: np.ndarray, seed: np.ndarray, spacing: tuple[float, float
     return airway
 
 
-def _down_to_main_bronchi(airway: np.ndarray, spacing, settings: Settings) -> np.ndarray:
-    """``airway`` cut ``main_bronchus_max_length_mm`` below the carina (first slice from the top with two parts)."""
+def follow_bronchi(
+    image: np.ndarray,
+    airway: np.ndarray,
+    body: np.ndarray,
+    spacing: tuple[float, float, float],
+    settings: Settings,
+) -> np.ndarray:
+    """The main bronchi followed further down where the threshold growth stopped short, by the contrast of
+    their lumen against the wall and the hilar vessels around it.
+
+    At coarse voxels the lumen of the bronchi below the carina is partial-volume air, brighter than an
+    emphysematous lung, and the growth of :func:`grow_airway` stops before the lung floods in, short of
+    ``main_bronchus_max_length_mm`` below the carina. There the lumen is still darker than what encloses it
+    (Aykac et al. 2003): a grey-level closing with a ball of ``bronchus_wall_radius_mm`` fills it in, and
+    voxels below ``air_threshold_hu`` that it raises by at least ``bronchus_contrast_hu`` are lumen
+    candidates. Those connected (6-connectivity) to the main bronchi, between the carina and
+    ``main_bronchus_max_length_mm`` below it, are followed. When they exceed ``bronchus_max_volume_ml``
+    (a leak between the vessels of the lung), the contrast is raised in steps of
+    ``airway_threshold_step_hu`` until they do not.
+
+    Parameters
+    ----------
+    image : ndarray (Z, Y, X), (pseudo-)HU, z towards the head
+    airway : ndarray of bool, same shape
+        The trachea and main bronchi from :func:`grow_airway`.
+    body : ndarray of bool, same shape
+    spacing : 3 floats, mm
+    settings : Settings
+
+    Returns
+    -------
+    ndarray of bool, same shape: the voxels added (empty when the growth already reached
+    ``main_bronchus_max_length_mm`` below the carina, or no carina is found).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img = np.full((30, 40, 40), 40.0); img[:, 4:36, 4:36] = -930       # emphysematous lung
+    >>> img[:, 17:23, 10:30] = 40                                           # mediastinum and bronchial walls
+    >>> img[14:, 19:21, 19:21] = img[14, 19:21, 12:28] = -1000              # trachea, down to the carina
+    >>> img[12:14, 19:21, 12:18] = img[12:14, 19:21, 22:28] = -1000         # the main bronchi
+    >>> img[4:12, 19:21, 12:14] = img[4:12, 19:21, 26:28] = -800            # their partial-volume lumen further down
+    >>> airway = img == -1000
+    >>> more = follow_bronchi(img, airway, np.ones_like(airway), (4.0, 4.0, 4.0), Settings())
+    >>> bool(more[8, 19, 12]), bool(more[8, 19, 27]), bool(more[8, 10, 10])
+    (True, True, False)
+    """
+    none = np.zeros_like(airway)
+    carina = _carina(airway, spacing, settings)
+    if carina is None:
+        return none
+    stop = max(int(np.floor(carina - settings.main_bronchus_max_length_mm / spacing[0])), 0)
+    if np.flatnonzero(airway.any(axis=(1, 2)))[0] <= stop:
+        return none  # the growth followed them all the way
+    seed = airway.copy()
+    seed[carina + 1 :] = False
+    box = crop_box(seed, spacing, settings.main_bronchus_max_length_mm)
+    box = (slice(stop, carina + 1),) + box[1:]
+    sub = image[box]
+    contrast = ndi.grey_closing(sub, footprint=_ball(settings.bronchus_wall_radius_mm, spacing)) - sub
+    lumen = (sub < settings.air_threshold_hu) & body[box] & ~airway[box]
+    max_voxels = settings.bronchus_max_volume_ml * 1000.0 / float(np.prod(spacing))
+    step = max(settings.airway_threshold_step_hu, 1.0)
+    least = settings.bronchus_contrast_hu
+    while lumen.any():
+        candidates = lumen & (contrast >= least)
+        labels = cc3d.connected_components(candidates | seed[box], connectivity=6)
+        ids = np.unique(labels[seed[box]])
+        followed = np.isin(labels, ids[ids > 0]) & candidates
+        if followed.sum() <= max_voxels:
+            out = none
+            out[box] = followed
+            log.debug("bronchi followed %.1f ml further (lumen contrast >= %.0f HU)", followed.sum() / max_voxels * settings.bronchus_max_volume_ml, least)
+            return out
+        least += step
+    return none
+
+
+def _ball(radius_mm: float, spacing) -> np.ndarray:
+    """A ball of ``radius_mm`` on a grid of ``spacing`` (at least the 6-neighbourhood)."""
+    reach = [max(1, int(radius_mm // s)) for s in spacing]
+    grid = np.ogrid[tuple(slice(-r, r + 1) for r in reach)]
+    dist2 = sum((g * s) ** 2 for g, s in zip(grid, spacing))
+    return dist2 <= max(radius_mm, max(spacing)) ** 2
+
+
+def _carina(airway: np.ndarray, spacing, settings: Settings) -> int | None:
+    """The carina's slice: the first, from the top, where the airway has two parts of some size."""
     min_part = np.pi * (settings.trachea_min_diameter_mm / 4) ** 2 / (spacing[1] * spacing[2])
-    planes = np.flatnonzero(airway.any(axis=(1, 2)))
-    for z in planes[::-1]:
+    for z in np.flatnonzero(airway.any(axis=(1, 2)))[::-1]:
         parts, n = cc3d.connected_components(airway[z], connectivity=8, return_N=True)
         if n >= 2 and np.count_nonzero(np.bincount(parts.ravel())[1:] >= min_part) >= 2:
-            stop = int(np.floor(z - settings.main_bronchus_max_length_mm / spacing[0]))
-            out = airway.copy()
-            out[: max(stop, 0)] = False
-            return out
-    return airway
+            return int(z)
+    return None
+
+
+def _down_to_main_bronchi(airway: np.ndarray, spacing, settings: Settings) -> np.ndarray:
+    """``airway`` cut ``main_bronchus_max_length_mm`` below the carina."""
+    carina = _carina(airway, spacing, settings)
+    if carina is None:
+        return airway
+    stop = int(np.floor(carina - settings.main_bronchus_max_length_mm / spacing[0]))
+    out = airway.copy()
+    out[: max(stop, 0)] = False
+    return out
 
 
 def _trachea_in_slice(air2d, body2d, spacing, min_area, max_area, max_offset_mm):

@@ -3,7 +3,8 @@
 1. Reorient to the canonical (z, y, x) frame (:mod:`.frame`) and block-average to the working grid.
 2. Body (:mod:`.body`), air inside it and the regions that look like lung (:mod:`.air`).
 3. Trachea and main bronchi removed (:mod:`.airways`; 3D only: in 2D they are homogeneous gas and
-   the texture test drops them).
+   the texture test drops them): grown with an adaptive threshold, then followed by their lumen's
+   contrast where partial volume stopped the growth short.
 4. Right and left (:mod:`.split`).
 5. Closing in mm and hole filling, then back to the full grid with a crisp boundary (:mod:`.fill`).
 """
@@ -20,7 +21,7 @@ from scipy import ndimage as ndi
 from ..settings import Settings
 from ..volume import Volume, crop_box
 from .air import drop_midline_tubes, drop_next_to_bowel_gas, drop_outside_ribcage, inside_air, remove_gas_pockets, select_lungs
-from .airways import find_airways
+from .airways import find_airways, follow_bronchi
 from .body import body_mask, close_at_fov, estimate_pixel_size_mm, smooth_mm
 from .fill import close_labels_mm, fill_holes, label_values, refine_to_full
 from .frame import Frame, block_mean, grid_factors, upsample
@@ -166,8 +167,10 @@ def segment_hu(
     if image.shape[0] > 1 and lungs.any():
         airway = find_airways(air, body, work_spacing, settings, image=work)
         if airway.any():
+            followed = follow_bronchi(work, airway, body, work_spacing, settings)
             # the partial-volume rim of the airway's lumen, not the vessels beside it
             airway |= _grow_in_plane_mm(airway, work_spacing, settings.airway_margin_mm) & air
+            airway |= followed  # lumen voxels already (found by their contrast): no rim
             lungs &= ~airway
             lungs = _drop_fragments(lungs, work_spacing, settings.min_fragment_volume_ml)
         else:

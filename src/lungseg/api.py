@@ -63,7 +63,7 @@ class SegmentationResult:
     labels: np.ndarray
     volume: Volume
     hu: np.ndarray
-    intensity: Any
+    intensity: intensity.IntensityInfo
     body: np.ndarray
     settings: Settings
     flags: list[str]
@@ -172,14 +172,13 @@ def segment(
 
     t2 = time.perf_counter()
     out: SegmentationOutput = segment_hu(
-        hu_array, volume, settings, fov_mask=getattr(info, "fov_mask", None),
-        calibrated=getattr(info, "path", "hu") in ("calibrated", "window"),
+        hu_array, volume, settings, fov_mask=info.fov_mask, calibrated=not info.is_true_hu,
     )
     timings["segment_s"] = time.perf_counter() - t2
     timings["total_s"] = time.perf_counter() - t0
 
     flags = list(out.flags)
-    flags += [f for f in getattr(info, "flags", ()) if f not in flags]
+    flags += [f for f in info.flags if f not in flags]
     if "no_lung_found" in flags:
         log.warning("no lung found in %s: the mask is empty", volume.metadata.get("path", "the image"))
     return SegmentationResult(
@@ -215,6 +214,6 @@ def describe(path: str | os.PathLike, *, window: tuple[float, float] | None = No
         "dtype": str(volume.array.dtype),
         "value_range": [float(volume.array.min()), float(volume.array.max())],
     }
-    facts["intensity"] = info.as_dict() if hasattr(info, "as_dict") else dataclasses.asdict(info)
+    facts["intensity"] = info.as_dict()
     facts["warnings"] = list(volume.metadata.get("warnings", []))
     return facts

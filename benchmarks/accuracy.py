@@ -95,6 +95,43 @@ def labelled_slices(folder: str) -> None:
         print("\nlungseg misses: " + "; ".join(failures))
 
 
+def converted_slices() -> None:
+    """The labelled single slices of ct-medical-images and covid-ny-sbu as a user's pictures: 8-bit windowed to
+    [-1200, 600] HU (no spacing, no orientation, like a PNG) and min-max normalised to 0..1 floats."""
+    from lungseg.volume import Volume
+
+    counts = {enc: {"none": 0, "lung": 0, "two": 0} for enc in ("8-bit", "min-max")}
+    n = {"none": 0, "lung": 0, "two": 0}
+    failures = []
+    for folder in ("ct-medical-images", "covid-ny-sbu"):
+        with open(DATA / folder / "LABELS.tsv", newline="") as fh:
+            cases = list(csv.DictReader(fh, delimiter="\t"))
+        for case in cases:
+            stored = lungseg.read(DATA / folder / case["file"]).array
+            hu = stored.reshape(-1, *stored.shape[-2:])[0].astype(np.float64)
+            expect_none = case["lung_area"] == "none"
+            both = case["lung_area"] == "large" and case["view"] in ("axial", "coronal")
+            n["none" if expect_none else "lung"] += 1
+            n["two"] += both
+            pictures = {
+                "8-bit": Volume(np.clip((hu + 1200) / 1800 * 255, 0, 255).astype(np.uint8), (1.0, 1.0),
+                                metadata={"format": "png", "bit_depth": 8, "spacing_known": False}),
+                "min-max": (hu - hu.min()) / (hu.max() - hu.min()),
+            }
+            for enc, picture in pictures.items():
+                labels = lungseg.segment(picture).labels
+                found = bool(labels.any())
+                counts[enc]["none" if expect_none else "lung"] += found != expect_none
+                counts[enc]["two"] += both and {1, 2} <= set(np.unique(labels).tolist())
+                if found == expect_none:
+                    failures.append(f"{case['file']} {enc} ({case['lung_area']}, {case['view']})")
+    rows = [[enc, f"{c['none']}/{n['none']}", f"{c['lung']}/{n['lung']}", f"{c['two']}/{n['two']}"] for enc, c in counts.items()]
+    table("ct-medical-images + covid-ny-sbu as 8-bit [-1200, 600] HU and min-max pictures (lungseg)",
+          ["encoding", "'none' -> empty", "lung -> mask", "large axial/coronal -> 2 lungs"], rows)
+    if failures:
+        print("\nlungseg misses: " + "; ".join(failures))
+
+
 def totalseg() -> None:
     res = lungseg.segment(DATA / "totalseg" / "example_ct.nii.gz")
     ref = lungseg.read(DATA / "totalseg" / "reference" / "lung.nii.gz").array > 0
@@ -117,6 +154,7 @@ def main() -> None:
     kmader()
     labelled_slices("ct-medical-images")
     labelled_slices("covid-ny-sbu")
+    converted_slices()
     totalseg()
 
 

@@ -491,3 +491,43 @@ def test_partial_volume_bronchi_are_not_lung():
     inner[:, 8:48, 8:48] = lumen
     assert out.labels.any()
     assert (out.labels[inner] > 0).mean() < 0.1
+
+
+def _gas_and_lung(seed=0):
+    """A 2D picture in pseudo-HU: a pocket of pure gas (noise only) and a lung (gas with vessels) in tissue."""
+    rng = np.random.default_rng(seed)
+    img = 40 + rng.normal(0, 10, (100, 100))
+    img[10:45, 10:45] = -960 + rng.normal(0, 10, (35, 35))  # gas: flat, even above gas_threshold_hu
+    img[55:90, 55:90] = -850 + rng.normal(0, 10, (35, 35))
+    img[55:90:4, 55:90:4] = -300  # vessels
+    return img
+
+
+def test_homogeneous_gas_is_told_from_lung_by_its_flat_interior():
+    from lungseg.segmentation.air import homogeneous_gas
+
+    img = _gas_and_lung()
+    gas = homogeneous_gas(img < -400, img, (1.0, 1.0), Settings())
+    assert gas[10:45, 10:45].all() and not gas[55:90, 55:90].any()
+    flipped = homogeneous_gas(np.ascontiguousarray(img[::-1, ::-1] < -400), np.ascontiguousarray(img[::-1, ::-1]), (1.0, 1.0), Settings())
+    np.testing.assert_array_equal(flipped, gas[::-1, ::-1])
+    # the spread is in HU: a wider gas noise than the setting allows is not judged gas
+    assert not homogeneous_gas(img < -400, img, (1.0, 1.0), Settings(gas_max_spread_hu=20.0)).any()
+    # a region with no interior beyond the rim depth is not judged
+    assert not homogeneous_gas(img < -400, img, (1.0, 1.0), Settings(gas_core_depth_mm=30.0)).any()
+
+
+def test_cut_body_gives_the_axis_across_it():
+    from lungseg.segmentation.pipeline import _across_cut_body
+
+    y, x = np.mgrid[:120, :160]
+    cut = (((y - 60) / 90) ** 2 + ((x - 80) / 60) ** 2 < 1)[None]  # a torso the picture cuts at top and bottom (a reformat)
+    img = np.where(cut, 40.0, -1000.0)
+    assert _across_cut_body(img, cut, (1.0, 1.0, 1.0), Settings()) == 2
+    assert _across_cut_body(np.swapaxes(img, 1, 2), np.swapaxes(cut, 1, 2), (1.0, 1.0, 1.0), Settings()) == 1
+    padded = np.where(np.abs(y - 60) > 50, -1024.0, img[0])[None]  # padding bands of the reformat above and below
+    assert _across_cut_body(padded, cut & (padded > -500), (1.0, 1.0, 1.0), Settings()) == 2
+    whole = ((((y - 60) / 50) ** 2 + ((x - 80) / 70) ** 2) < 1)[None]  # an axial body, whole
+    assert _across_cut_body(np.where(whole, 40.0, -1000.0), whole, (1.0, 1.0, 1.0), Settings()) is None
+    # the cuts (about 89 mm) shorter than the setting: not taken for a reformat
+    assert _across_cut_body(img, cut, (1.0, 1.0, 1.0), Settings(body_cut_min_mm=100.0)) is None

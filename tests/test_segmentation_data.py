@@ -115,3 +115,45 @@ def test_real_slice_with_lungs_cut_by_the_fov(name):
     inside = hu > -1024
     for value in (1, 2):
         assert dice(cut.labels == value, (whole.labels == value) & inside) > 0.9
+
+
+def _picture(path, encoding):
+    """A real HU slice as a user's picture: 8-bit windowed to [-1200, 600] HU (no spacing, no orientation)
+    or min-max normalised to 0..1."""
+    from lungseg.volume import Volume
+
+    stored = lungseg.read(path).array
+    hu = stored.reshape(-1, *stored.shape[-2:])[0].astype(np.float64)
+    if encoding == "8-bit":
+        u8 = np.clip((hu + 1200) / 1800 * 255, 0, 255).astype(np.uint8)
+        return Volume(u8, (1.0, 1.0), metadata={"format": "png", "bit_depth": 8, "spacing_known": False})
+    return (hu - hu.min()) / (hu.max() - hu.min())
+
+
+@pytest.mark.parametrize("encoding", ["8-bit", "min-max"])
+@pytest.mark.parametrize(
+    "parts",
+    [
+        ("ct-medical-images", "ID_0028_AGE_0074_CONTRAST_1_CT.dcm"),  # pelvis: gas-filled bowel loops
+        ("covid-ny-sbu", "A046441", "sagittal", "19001111-059.dcm"),  # midline sagittal: trachea and stomach gas
+        ("covid-ny-sbu", "A002304", "sagittal", "19001231-080.dcm"),  # midline sagittal: trachea and bowel gas
+    ],
+)
+def test_picture_without_lung_gets_empty_mask(parts, encoding):
+    result = lungseg.segment(_picture(shared(*parts), encoding))
+    assert not result.lung.any()
+    assert "no_lung_found" in result.flags
+
+
+@pytest.mark.parametrize("encoding", ["8-bit", "min-max"])
+@pytest.mark.parametrize(
+    "parts",
+    [
+        ("covid-ny-sbu", "A048383", "sagittal", "19001231-065.dcm"),  # paramedian sagittal: upper-lobe lung
+        ("covid-ny-sbu", "A048383", "coronal", "19001231-057.dcm"),  # coronal: both lungs
+    ],
+)
+def test_picture_with_lung_keeps_it(parts, encoding):
+    result = lungseg.segment(_picture(shared(*parts), encoding))
+    reference = lungseg.segment(shared(*parts)).lung.reshape(result.lung.shape)  # the HU slice's own result
+    assert dice(result.lung, reference) > 0.8

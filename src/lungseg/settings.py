@@ -49,6 +49,8 @@ class Settings:
     """``lung_texture_min_frac`` for images calibrated to pseudo-HU (PNG, normalised arrays), where lung and gas overlap."""
     texture_max_pixel_mm: float = 2.0
     """Calibrated (non-HU) planes get the texture test only when their pixels are at most this size (vessels visible)."""
+    gas_max_spread_hu: float = 70.0
+    """In a calibrated (non-HU) plane, an air region whose interior spreads (10th to 90th percentile) over less than this is homogeneous gas, not lung (2D)."""
     smoothing_sigma_mm: float = 1.0
     """Gaussian smoothing (mm) of the working image against noise of sharp kernels and low dose; 0 turns it off."""
 
@@ -57,6 +59,8 @@ class Settings:
     """In-plane pixel size (mm) of the coarse grid the 3D steps run on (finer inputs are block-averaged)."""
     body_opening_mm: float = 2.0
     """In-plane opening radius that detaches the table and thin straps from the patient."""
+    gas_core_depth_mm: float = 3.0
+    """The interior of an air region (for ``gas_max_spread_hu``) lies farther than this from its edge, beyond the partial-volume rim."""
     min_lung_volume_ml: float = 30.0
     """An air component inside the body smaller than this (3D) is not a lung."""
     min_lung_area_mm2: float = 400.0
@@ -99,6 +103,8 @@ class Settings:
     """In an abdominal plane, lung-like regions closer than this to bowel gas are bowel content (2D)."""
     tube_diameter_margin_mm: float = 5.0
     """Added to ``trachea_max_diameter_mm`` for the partial-volume rim of a tube in a sagittal/coronal plane (2D)."""
+    body_cut_min_mm: float = 40.0
+    """A picture without geometry whose body the picture's edges cut across at least this long at two opposite ends is a sagittal or coronal plane (2D)."""
     midline_band_frac: float = 0.15
     """A tube whose centre is within this fraction of the body's width from its middle is the trachea (2D sagittal/coronal)."""
     rib_threshold_hu: float = 150.0

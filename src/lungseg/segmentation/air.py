@@ -11,7 +11,10 @@ from scipy import ndimage as ndi
 
 from ..settings import Settings
 
-__all__ = ["inside_air", "select_lungs", "remove_gas_pockets", "drop_next_to_bowel_gas", "drop_midline_tubes", "drop_outside_ribcage"]
+__all__ = [
+    "inside_air", "select_lungs", "remove_gas_pockets", "homogeneous_gas", "drop_next_to_bowel_gas", "drop_midline_tubes",
+    "drop_outside_ribcage",
+]
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +121,58 @@ def remove_gas_pockets(air: np.ndarray, image: np.ndarray, spacing: tuple[float,
     return air & ~ndi.binary_dilation(core, disk, iterations=2)
 
 
-def drop_next_to_bowel_gas(lungs: np.ndarray, image: np.ndarray, body: np.ndarray, spacing: tuple[float, ...], settings: Settings) -> np.ndarray:
+def homogeneous_gas(regions: np.ndarray, image: np.ndarray, spacing: tuple[float, float], settings: Settings) -> np.ndarray:
+    """The regions of one plane that are homogeneous gas (bowel gas, stomach, trachea), not lung.
+
+    Orientation-free and independent of where the calibration put the gas level: inside a lung, vessels
+    and the parenchyma's own variation spread the values; inside a gas pocket only noise does. A region
+    is gas when the values of its interior (farther than ``gas_core_depth_mm`` from its edge, so the
+    partial-volume rim does not count) spread (10th to 90th percentile) over less than
+    ``gas_max_spread_hu``. Regions without such an interior are not judged.
+
+    Parameters
+    ----------
+    regions : ndarray of bool, (Y, X)
+        Lung-like air regions on the grid of ``image``.
+    image : ndarray, (Y, X), (pseudo-)HU, not smoothed (noise and vessels at full resolution)
+    spacing : 2 floats, mm per row and column
+    settings : Settings
+
+    Returns
+    -------
+    ndarray of bool, (Y, X): the pixels of the regions taken for gas.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> img = np.full((80, 80), 40.0) + rng.normal(0, 10, (80, 80))
+    >>> img[10:40, 10:40] = -990 + rng.normal(0, 10, (30, 30))      # gas: noise only
+    >>> img[45:75, 45:75] = -850 + rng.normal(0, 10, (30, 30))      # lung: with vessels
+    >>> img[45:75:4, 45:75:4] = -300
+    >>> gas = homogeneous_gas(img < -400, img, (1.0, 1.0), Settings())
+    >>> bool(gas[20, 20]), bool(gas[60, 60])
+    (True, False)
+    """
+    labels, n = cc3d.connected_components(regions, connectivity=8, return_N=True)
+    gas = np.zeros_like(regions)
+    if n == 0:
+        return gas
+    core = ndi.distance_transform_edt(regions, sampling=spacing) > settings.gas_core_depth_mm
+    for i, box in enumerate(ndi.find_objects(labels), start=1):
+        inner = image[box][core[box] & (labels[box] == i)]
+        if inner.size < 2:
+            continue
+        low, high = np.percentile(inner, (10, 90))
+        if high - low < settings.gas_max_spread_hu:
+            gas[box] |= labels[box] == i
+    log.debug("homogeneous gas: %d of %d regions", len({int(v) for v in labels[gas]}), n)
+    return gas
+
+
+def drop_next_to_bowel_gas(
+    lungs: np.ndarray, image: np.ndarray, body: np.ndarray, spacing: tuple[float, ...], settings: Settings, *, gas: np.ndarray | None = None
+) -> np.ndarray:
     """Drop lung-like regions of one plane that are bowel content next to bowel gas (abdomen, pelvis).
 
     Bowel gas is pure gas (below ``gas_threshold_hu``) inside the body, in pockets of at least
@@ -133,6 +187,9 @@ def drop_next_to_bowel_gas(lungs: np.ndarray, image: np.ndarray, body: np.ndarra
     image : ndarray, (1, Y, X), (pseudo-)HU
     spacing : 3 floats, mm
     settings : Settings
+    gas : ndarray of bool, (1, Y, X), optional
+        Further bowel gas, found otherwise (:func:`homogeneous_gas` in calibrated planes, where the gas
+        may lie above ``gas_threshold_hu``).
 
     Returns
     -------
@@ -149,7 +206,7 @@ def drop_next_to_bowel_gas(lungs: np.ndarray, image: np.ndarray, body: np.ndarra
     if not lungs.any():
         return lungs
     pixel_mm2 = spacing[1] * spacing[2]
-    gas = (image < settings.gas_threshold_hu) & body & ~lungs
+    gas = ((image < settings.gas_threshold_hu) | (False if gas is None else gas)) & body & ~lungs
     gas = cc3d.dust(gas, threshold=max(1, int(np.ceil(settings.min_gas_pocket_area_mm2 / pixel_mm2))), connectivity=18)
     if lungs.sum() >= settings.bowel_gas_lung_max_frac * gas.sum():
         return lungs

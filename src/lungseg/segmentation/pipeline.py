@@ -20,7 +20,9 @@ from scipy import ndimage as ndi
 
 from ..settings import Settings
 from ..volume import Volume, crop_box
-from .air import drop_midline_tubes, drop_next_to_bowel_gas, drop_outside_ribcage, inside_air, remove_gas_pockets, select_lungs
+from .air import (
+    drop_midline_tubes, drop_next_to_bowel_gas, drop_outside_ribcage, homogeneous_gas, inside_air, remove_gas_pockets, select_lungs,
+)
 from .airways import find_airways, follow_bronchi
 from .body import body_mask, close_at_fov, estimate_pixel_size_mm, smooth_mm
 from .fill import close_labels_mm, fill_holes, label_values, refine_to_full
@@ -146,17 +148,24 @@ def segment_hu(
     # tell it from outside air) nor in sagittal/coronal planes (padding bands of the reformat, not a circle;
     # a cushion between the back and the table is lung-like there, and the table reaches the band)
     across = _across_axis(volume, frame)
+    if across is None and calibrated and textured:  # (textured: a single plane fine enough to show vessels)
+        across = _across_cut_body(work, body, work_spacing, settings)  # a picture without geometry: its own evidence
     fov = None if calibrated or across is not None else _fov_on_grid(fov_mask, hu.shape, frame, factors)
     if fov is not None:
         body = close_at_fov(body, work, fov, work_spacing, settings)
     air = inside_air(work, body, settings.air_threshold_hu)
     lungs = select_lungs(air, work, body, work_spacing, settings, outside_fov=None if fov is None else ~fov)
     if image.shape[0] == 1 and lungs.any():
+        gas = None
+        if calibrated and textured:
+            # the calibration may put gas above gas_threshold_hu: bowel gas, stomach and trachea are told by their flat interior
+            gas = _on_grid(homogeneous_gas(upsample(lungs, factors, image.shape)[0], image[0], spacing[1:], settings)[None], factors)
+            lungs = lungs & ~gas
         if textured:
             # a trachea or bowel loop joined to the lung in this plane: cut the pure gas out, drop what is left over
             lungs = remove_gas_pockets(lungs, work, work_spacing, settings.gas_pocket_radius_mm, settings.gas_threshold_hu)
             lungs = _drop_fragments(lungs, work_spacing, settings.min_lung_area_mm2 / 1000.0)
-        lungs = drop_next_to_bowel_gas(lungs, work, body, work_spacing, settings)
+        lungs = drop_next_to_bowel_gas(lungs, work, body, work_spacing, settings, gas=gas)
         if across is not None:
             lungs = drop_midline_tubes(lungs, body, work_spacing, across, settings)
         elif not calibrated:
@@ -223,11 +232,37 @@ def _across_axis(volume: Volume, frame: Frame) -> int | None:
     return 3 - body_axis
 
 
+def _across_cut_body(image: np.ndarray, body: np.ndarray, spacing, settings: Settings) -> int | None:
+    """For one plane (1, Y, X): the axis (1 or 2) across the body axis when the body runs through the picture
+    along the other one, cut broadly at both ends (a sagittal or coronal reformat: neck or chest at one edge,
+    abdomen at the other); None otherwise (an axial plane shows the body whole: its skin meets the edges
+    of the picture's content, if at all, along a short stretch).
+
+    The picture's content (anything above ``body_threshold_hu``) is used instead of the array's edges, so
+    padding bands of a reformat do not hide the cut. Both cuts must be at least ``body_cut_min_mm`` long.
+    """
+    content = image[0] > settings.body_threshold_hu
+    found = []
+    for axis in (1, 2):  # axis along which the body may run through
+        lines = np.flatnonzero(content.any(axis=2 - axis))
+        if lines.size < 2:
+            continue
+        ends = [np.take(body[0], int(i), axis=axis - 1) for i in (lines[0], lines[-1])]
+        if min(int(e.sum()) for e in ends) * spacing[3 - axis] >= settings.body_cut_min_mm:
+            found.append(3 - axis)
+    return found[0] if len(found) == 1 else None
+
+
 def _fov_on_grid(fov_mask: np.ndarray | None, shape: tuple[int, ...], frame: Frame, factors: tuple[int, ...]) -> np.ndarray | None:
     """The field of view on the canonical working grid (True inside), or None when unknown or everywhere."""
     if fov_mask is None or fov_mask.shape != shape or fov_mask.all():
         return None
-    return np.ascontiguousarray(frame.to_canonical(fov_mask)[tuple(slice(None, None, f) for f in factors)])  # one pixel per block
+    return _on_grid(frame.to_canonical(fov_mask), factors)
+
+
+def _on_grid(mask: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
+    """A canonical full-resolution mask on the working grid: one pixel per block."""
+    return np.ascontiguousarray(mask[tuple(slice(None, None, f) for f in factors)])
 
 
 def _grow_in_plane_mm(mask: np.ndarray, spacing, margin_mm: float) -> np.ndarray:

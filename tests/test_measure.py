@@ -11,6 +11,7 @@ from scipy.spatial.distance import cdist
 
 from lungseg.api import SegmentationResult
 from lungseg.errors import InputError, OutputError
+from lungseg.io.writers import write_atomic
 from lungseg.measure import (
     LATERALITY_UNKNOWN,
     align_reference,
@@ -20,7 +21,6 @@ from lungseg.measure import (
     measurement_flags,
     overlap_metrics,
     to_lungmask,
-    write_atomic,
     write_report,
 )
 from lungseg.settings import Settings

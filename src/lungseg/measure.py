@@ -17,14 +17,14 @@ import dataclasses
 import json
 import logging
 import os
-import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
 
-from .errors import InputError, OutputError
+from .errors import InputError
+from .io.writers import write_atomic
 from .volume import crop_box
 
 __all__ = [
@@ -40,7 +40,6 @@ __all__ = [
     "overlap_metrics",
     "compare_labels",
     "align_reference",
-    "write_atomic",
 ]
 
 log = logging.getLogger(__name__)
@@ -403,38 +402,6 @@ def build_report(res: Any, *, outputs: dict[str, Any] | None = None) -> dict:
         "outputs": {k: str(v) for k, v in (outputs or {}).items()},
         "units": {"volume_ml": "ml", "area_cm2": "cm²", "density": "HU", "percentages": "% of the lung's voxels"},
     }
-
-
-def write_atomic(path: str | os.PathLike, write: Callable[[Any], None], *, mode: str = "w") -> Path:
-    """Write a file whole or not at all: ``write(fileobj)`` fills a temporary file beside ``path``,
-    which then replaces ``path``.
-
-    Raises :class:`~lungseg.errors.OutputError` when the folder does not exist, the file cannot be
-    created there, or ``path`` is a folder.
-    """
-    path = Path(path)
-    folder = path.parent
-    if not folder.is_dir():
-        raise OutputError(f"cannot write {path}: the folder {folder} does not exist", hint="create it first")
-    if os.path.isdir(path):  # (os.path: False, not an error, for a name too long to exist)
-        raise OutputError(f"cannot write {path}: it is a folder", hint="give a file name")
-    tmp = folder / f".{path.name[:100]}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        # a new file (never someone else's), created with the user's usual permissions
-        fh = open(tmp, mode.replace("w", "x"), encoding=None if "b" in mode else "utf-8")
-    except OSError as err:
-        raise OutputError(f"cannot write {path}: {err.strerror}", hint="choose a folder you can write to") from None
-    try:
-        with fh:
-            write(fh)
-        os.replace(tmp, path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {err.strerror}", hint="choose another file name") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_report(res: Any, path: str | os.PathLike, *, outputs: dict[str, Any] | None = None) -> Path:

@@ -20,7 +20,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .errors import InputError
-from .measure import result_spacing, write_atomic
+from .io.writers import write_atomic
+from .measure import result_spacing
 from .volume import crop_box
 
 __all__ = ["qc_image", "write_qc", "LUNG_WINDOW_HU", "RIGHT_COLOUR", "LEFT_COLOUR"]

@@ -13,7 +13,7 @@ import os
 import urllib.parse
 from pathlib import Path
 
-from ..measure import write_atomic
+from ..io.writers import write_atomic
 
 __all__ = ["CSV_COLUMNS", "write_results_csv", "write_index_html"]
 

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..measure import write_atomic
+from ..io.writers import write_atomic
 
 __all__ = ["run_case", "read_marker", "remove_stale_temporaries"]
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from .dicom import DicomSeries, find_dicom_series
 from .readers import inspect, read
-from .writers import atomic_output, check_output_path, check_writable, write_image, write_labels
+from .writers import atomic_output, check_output_path, check_writable, write_atomic, write_image, write_labels
 
 __all__ = ["read", "inspect", "find_dicom_series", "DicomSeries", "write_labels", "write_image",
-           "check_output_path", "check_writable", "atomic_output"]
+           "check_output_path", "check_writable", "atomic_output", "write_atomic"]

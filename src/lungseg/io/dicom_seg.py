@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from ..errors import MissingDependencyError, OutputError
+from .writers import write_atomic
 
 __all__ = [
     "write_seg",
@@ -192,7 +192,7 @@ def write_seg(res: Any, path: str | os.PathLike, *, keep_metadata: bool = False)
     seg = _build_seg(hd, stripped, frames)
     if keep_metadata and "BodyPartExamined" in extra:
         seg.BodyPartExamined = extra.BodyPartExamined
-    _write_atomic(seg, path)
+    write_atomic(path, lambda fh: seg.save_as(fh, enforce_file_format=True), mode="wb")
     log.info("wrote DICOM SEG %s (%d frames, %d source instances)", path,
              int(seg.get("NumberOfFrames", 0)), len(sources))
     return path
@@ -411,15 +411,3 @@ def _build_seg(hd, sources: list[Dataset], frames: np.ndarray):
                           hint="write .nii.gz/.nrrd instead") from None
 
 
-def _write_atomic(seg: Dataset, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        seg.save_as(tmp, enforce_file_format=True)
-        os.replace(tmp, path)
-    except OSError as err:
-        Path(tmp).unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {err}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

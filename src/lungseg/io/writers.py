@@ -11,7 +11,8 @@ import contextlib
 import logging
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from ..errors import OutputError, SettingsError
 from ..volume import Volume
 from .formats import full_suffix
 
-__all__ = ["check_output_path", "check_writable", "write_labels", "write_image", "atomic_output", "LABEL_SUFFIXES", "IMAGE_SUFFIXES"]
+__all__ = ["check_output_path", "check_writable", "write_labels", "write_image", "atomic_output", "write_atomic", "LABEL_SUFFIXES", "IMAGE_SUFFIXES"]
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,35 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def write_atomic(path: str | os.PathLike, write: Callable[[Any], None], *, mode: str = "w") -> Path:
+    """Write a file whole or not at all: ``write(fileobj)`` fills a temporary file beside ``path``
+    (see :func:`atomic_output`), which then replaces ``path``.
+
+    Raises
+    ------
+    OutputError
+        When the folder does not exist, ``path`` is a folder, or the file cannot be created there.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> target = os.path.join(tempfile.mkdtemp(), "r.json")
+    >>> write_atomic(target, lambda fh: fh.write("{}")).read_text()
+    '{}'
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise OutputError(f"cannot write {path}: the folder {path.parent} does not exist", hint="create it first")
+    if os.path.isdir(path):  # (os.path: False, not an error, for a name too long to exist)
+        raise OutputError(f"cannot write {path}: it is a folder", hint="give a file name")
+    try:
+        with atomic_output(path) as tmp, open(tmp, mode.replace("w", "x"), encoding=None if "b" in mode else "utf-8") as fh:
+            write(fh)
+    except OSError as err:
+        raise OutputError(f"cannot write {path}: {err.strerror or err}", hint="choose another file name") from None
+    return path
 
 
 def _write_itk(array: np.ndarray, reference: Volume, path: Path, fmt: str) -> None:

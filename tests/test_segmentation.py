@@ -517,17 +517,24 @@ def test_homogeneous_gas_is_told_from_lung_by_its_flat_interior():
     assert not homogeneous_gas(img < -400, img, (1.0, 1.0), Settings(gas_core_depth_mm=30.0)).any()
 
 
-def test_cut_body_gives_the_axis_across_it():
-    from lungseg.segmentation.pipeline import _across_cut_body
+def test_body_running_through_the_picture_is_found_in_any_orientation():
+    from lungseg.segmentation.body import body_running_axis, estimate_pixel_size_mm
 
     y, x = np.mgrid[:120, :160]
-    cut = (((y - 60) / 90) ** 2 + ((x - 80) / 60) ** 2 < 1)[None]  # a torso the picture cuts at top and bottom (a reformat)
-    img = np.where(cut, 40.0, -1000.0)
-    assert _across_cut_body(img, cut, (1.0, 1.0, 1.0), Settings()) == 2
-    assert _across_cut_body(np.swapaxes(img, 1, 2), np.swapaxes(cut, 1, 2), (1.0, 1.0, 1.0), Settings()) == 1
-    padded = np.where(np.abs(y - 60) > 50, -1024.0, img[0])[None]  # padding bands of the reformat above and below
-    assert _across_cut_body(padded, cut & (padded > -500), (1.0, 1.0, 1.0), Settings()) == 2
-    whole = ((((y - 60) / 50) ** 2 + ((x - 80) / 70) ** 2) < 1)[None]  # an axial body, whole
-    assert _across_cut_body(np.where(whole, 40.0, -1000.0), whole, (1.0, 1.0, 1.0), Settings()) is None
-    # the cuts (about 89 mm) shorter than the setting: not taken for a reformat
-    assert _across_cut_body(img, cut, (1.0, 1.0, 1.0), Settings(body_cut_min_mm=100.0)) is None
+    cut = ((y - 60) / 90) ** 2 + ((x - 80) / 60) ** 2 < 1  # a trunk the picture cuts at top and bottom (a reformat)
+    assert body_running_axis(cut, cut, (1.0, 1.0), 40.0, 0.5) == 0
+    assert body_running_axis(cut.T, cut.T, (1.0, 1.0), 40.0, 0.5) == 1
+    padded = cut & (np.abs(y - 60) <= 50)  # padding bands of the reformat above and below
+    assert body_running_axis(padded, padded, (1.0, 1.0), 40.0, 0.5) == 0
+    whole = ((y - 60) / 50) ** 2 + ((x - 80) / 70) ** 2 < 1  # an axial trunk, whole
+    assert body_running_axis(whole, whole, (1.0, 1.0), 40.0, 0.5) is None
+    # the cuts (about 89 mm, 74 % of the 120 mm across) shorter than the limits: not taken for a reformat
+    assert body_running_axis(cut, cut, (1.0, 1.0), 100.0, 0.5) is None
+    assert body_running_axis(cut, cut, (1.0, 1.0), 40.0, 0.8) is None
+    # the pixel size comes from the extent across the body, whichever way the picture is turned
+    img = np.where(cut, 40.0, -1000.0)[None]
+    upright = estimate_pixel_size_mm(img, -500, 330.0, cut_min_mm=40.0, cut_min_frac=0.5)
+    assert upright == pytest.approx(330.0 / cut.any(axis=0).sum())
+    assert estimate_pixel_size_mm(np.swapaxes(img, 1, 2), -500, 330.0, cut_min_mm=40.0, cut_min_frac=0.5) == upright
+    axial = np.where(whole, 40.0, -1000.0)[None]
+    assert estimate_pixel_size_mm(np.swapaxes(axial, 1, 2), -500, 330.0) == estimate_pixel_size_mm(axial, -500, 330.0)

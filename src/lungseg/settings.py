@@ -105,6 +105,8 @@ class Settings:
     """Added to ``trachea_max_diameter_mm`` for the partial-volume rim of a tube in a sagittal/coronal plane (2D)."""
     body_cut_min_mm: float = 40.0
     """A picture without geometry whose body the picture's edges cut across at least this long at two opposite ends is a sagittal or coronal plane (2D)."""
+    body_cut_min_frac: float = 0.5
+    """... and the cuts are at least this fraction of the body's extent across them (the edges of an axial picture may cut the arms, narrower than the trunk is deep)."""
     midline_band_frac: float = 0.15
     """A tube whose centre is within this fraction of the body's width from its middle is the trachea (2D sagittal/coronal)."""
     rib_threshold_hu: float = 150.0

@@ -9,7 +9,7 @@ import fill_voids
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["body_mask", "close_at_fov", "estimate_pixel_size_mm", "smooth_mm"]
+__all__ = ["body_mask", "body_running_axis", "close_at_fov", "estimate_pixel_size_mm", "smooth_mm"]
 
 log = logging.getLogger(__name__)
 
@@ -83,27 +83,87 @@ def _largest(mask: np.ndarray) -> np.ndarray:
     return labels == counts.argmax()
 
 
-def estimate_pixel_size_mm(image: np.ndarray, threshold_hu: float, assumed_body_width_mm: float) -> float | None:
+def estimate_pixel_size_mm(
+    image: np.ndarray, threshold_hu: float, assumed_body_width_mm: float, *, cut_min_mm: float = np.inf, cut_min_frac: float = 1.0
+) -> float | None:
     """Pixel size (mm) of an image without spacing, from the width of the body on its middle plane.
 
-    ``image`` is (z, y, x) with x left-right. The body's extent along x is taken to be
-    ``assumed_body_width_mm``. Returns None when no body is found.
+    ``image`` is (z, y, x). In a volume, the body's extent along x (left-right) is taken to be
+    ``assumed_body_width_mm``. A single plane may be a picture turned on its side, so there the body's
+    larger extent is taken, or, when the body runs through the picture (:func:`body_running_axis` with
+    ``cut_min_mm`` and ``cut_min_frac``: a sagittal or coronal plane), its extent across. Returns None when
+    no body is found.
 
     Examples
     --------
     >>> import numpy as np
     >>> img = np.full((1, 40, 40), -1000.0); img[0, 10:30, 5:35] = 40
-    >>> estimate_pixel_size_mm(img, -500, 330.0)
-    11.0
+    >>> estimate_pixel_size_mm(img, -500, 330.0), estimate_pixel_size_mm(np.swapaxes(img, 1, 2), -500, 330.0)
+    (11.0, 11.0)
+    >>> y, x = np.mgrid[:120, :200]
+    >>> img = np.where(((y - 60) / 45) ** 2 + ((x - 100) / 150) ** 2 < 1, 40.0, -1000.0)[None]  # cut at both sides
+    >>> round(estimate_pixel_size_mm(img, -500, 330.0, cut_min_mm=40.0, cut_min_frac=0.5), 3)  # 89 rows across it
+    3.708
     """
     plane = image[image.shape[0] // 2]
     dense = plane > threshold_hu
     if not dense.any():
         return None
     body = cc3d.largest_k(dense, k=1, connectivity=4) > 0
-    cols = np.flatnonzero(body.any(axis=0))
-    width_px = cols[-1] - cols[0] + 1
-    return float(assumed_body_width_mm / width_px)
+    extents = [np.flatnonzero(body.any(axis=1 - a)) for a in (0, 1)]
+    width_px = [int(e[-1] - e[0] + 1) for e in extents]
+    if image.shape[0] > 1:
+        return float(assumed_body_width_mm / width_px[1])
+    # one plane: the trunk's width is its larger extent (a picture may be turned), or, in a plane the body runs
+    # through, its extent across
+    estimates = [float(assumed_body_width_mm / w) for w in width_px]
+    for axis in (0, 1):
+        if body_running_axis(dense, body, (estimates[1 - axis],) * 2, cut_min_mm, cut_min_frac) == axis:
+            return estimates[1 - axis]
+    return min(estimates)
+
+
+def body_running_axis(content: np.ndarray, body: np.ndarray, spacing: tuple[float, float], cut_min_mm: float, cut_min_frac: float) -> int | None:
+    """The axis (0 rows, 1 columns) along which a picture's edges cut the body through at both ends, or None.
+
+    A sagittal or coronal plane shows the body running through the picture, cut broadly at both ends (neck
+    or chest at one edge, abdomen at the other). An axial plane shows the trunk whole: its skin meets the
+    edges of the picture's content along a short stretch, or the edges cut the arms beside it, narrower
+    than the trunk is deep. A cut counts when both ends are at least ``cut_min_mm`` long and at least
+    ``cut_min_frac`` of the body's extent across; only one axis may be cut so. The edges are those of the
+    picture's content (``content``, anything dense), so padding bands of a reformat do not hide the cut.
+
+    Parameters
+    ----------
+    content, body : ndarray of bool, (Y, X)
+    spacing : 2 floats, mm per row and column
+    cut_min_mm, cut_min_frac : float
+
+    Returns
+    -------
+    int or None
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y, x = np.mgrid[:120, :160]
+    >>> trunk = ((y - 60) / 90) ** 2 + ((x - 80) / 60) ** 2 < 1   # cut at top and bottom
+    >>> body_running_axis(trunk, trunk, (1.0, 1.0), 40.0, 0.5)
+    0
+    >>> whole = ((y - 60) / 50) ** 2 + ((x - 80) / 70) ** 2 < 1
+    >>> body_running_axis(whole, whole, (1.0, 1.0), 40.0, 0.5) is None
+    True
+    """
+    found = []
+    for axis in (0, 1):
+        lines = np.flatnonzero(content.any(axis=1 - axis))
+        across = np.flatnonzero(body.any(axis=axis))
+        if lines.size < 2 or across.size == 0:
+            continue
+        cut_px = min(int(np.take(body, int(i), axis=axis).sum()) for i in (lines[0], lines[-1]))
+        if cut_px * spacing[1 - axis] >= cut_min_mm and cut_px >= cut_min_frac * (across[-1] - across[0] + 1):
+            found.append(axis)
+    return found[0] if len(found) == 1 else None
 
 
 def close_at_fov(body: np.ndarray, image: np.ndarray, fov: np.ndarray, spacing: tuple[float, float, float], settings) -> np.ndarray:

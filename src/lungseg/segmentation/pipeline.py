@@ -24,7 +24,7 @@ from .air import (
     drop_midline_tubes, drop_next_to_bowel_gas, drop_outside_ribcage, homogeneous_gas, inside_air, remove_gas_pockets, select_lungs,
 )
 from .airways import find_airways, follow_bronchi
-from .body import body_mask, close_at_fov, estimate_pixel_size_mm, smooth_mm
+from .body import body_mask, body_running_axis, close_at_fov, estimate_pixel_size_mm, smooth_mm
 from .fill import close_labels_mm, fill_holes, label_values, refine_to_full
 from .frame import Frame, block_mean, grid_factors, upsample
 from .split import LEFT, RIGHT, label_sides
@@ -127,7 +127,9 @@ def segment_hu(
     image = frame.to_canonical(hu)
     spacing = frame.spacing(volume.spacing)
     if not volume.metadata.get("spacing_known", True):
-        estimate = estimate_pixel_size_mm(image, settings.body_threshold_hu, settings.assumed_body_width_mm)
+        estimate = estimate_pixel_size_mm(
+            image, settings.body_threshold_hu, settings.assumed_body_width_mm, cut_min_mm=settings.body_cut_min_mm, cut_min_frac=settings.body_cut_min_frac
+        )
         if estimate is not None:
             spacing = (spacing[0] if hu.ndim == 2 else estimate, estimate, estimate)
             flags.append("pixel_size_estimated")
@@ -149,7 +151,9 @@ def segment_hu(
     # a cushion between the back and the table is lung-like there, and the table reaches the band)
     across = _across_axis(volume, frame)
     if across is None and calibrated and textured:  # (textured: a single plane fine enough to show vessels)
-        across = _across_cut_body(work, body, work_spacing, settings)  # a picture without geometry: its own evidence
+        # a picture without geometry: a body its edges cut through is a sagittal or coronal plane
+        running = body_running_axis(work[0] > settings.body_threshold_hu, body[0], work_spacing[1:], settings.body_cut_min_mm, settings.body_cut_min_frac)
+        across = None if running is None else 2 - running
     fov = None if calibrated or across is not None else _fov_on_grid(fov_mask, hu.shape, frame, factors)
     if fov is not None:
         body = close_at_fov(body, work, fov, work_spacing, settings)
@@ -230,27 +234,6 @@ def _across_axis(volume: Volume, frame: Frame) -> int | None:
         return None
     body_axis = 1 + list(frame.perm).index(int(np.argmax(head_feet)))
     return 3 - body_axis
-
-
-def _across_cut_body(image: np.ndarray, body: np.ndarray, spacing, settings: Settings) -> int | None:
-    """For one plane (1, Y, X): the axis (1 or 2) across the body axis when the body runs through the picture
-    along the other one, cut broadly at both ends (a sagittal or coronal reformat: neck or chest at one edge,
-    abdomen at the other); None otherwise (an axial plane shows the body whole: its skin meets the edges
-    of the picture's content, if at all, along a short stretch).
-
-    The picture's content (anything above ``body_threshold_hu``) is used instead of the array's edges, so
-    padding bands of a reformat do not hide the cut. Both cuts must be at least ``body_cut_min_mm`` long.
-    """
-    content = image[0] > settings.body_threshold_hu
-    found = []
-    for axis in (1, 2):  # axis along which the body may run through
-        lines = np.flatnonzero(content.any(axis=2 - axis))
-        if lines.size < 2:
-            continue
-        ends = [np.take(body[0], int(i), axis=axis - 1) for i in (lines[0], lines[-1])]
-        if min(int(e.sum()) for e in ends) * spacing[3 - axis] >= settings.body_cut_min_mm:
-            found.append(3 - axis)
-    return found[0] if len(found) == 1 else None
 
 
 def _fov_on_grid(fov_mask: np.ndarray | None, shape: tuple[int, ...], frame: Frame, factors: tuple[int, ...]) -> np.ndarray | None:

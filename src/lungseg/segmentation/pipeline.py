@@ -79,7 +79,8 @@ def segment_hu(
         Gives the grid: ``spacing`` (mm per array axis), ``direction`` (which array axis is the
         patient's left-right, head-feet, front-back) and ``metadata["spacing_known"]``. When the spacing
         is not known (a PNG or a bare array), the pixel size is estimated from the body's width
-        (``settings.assumed_body_width_mm``) and the flag ``pixel_size_estimated`` is set.
+        (``settings.assumed_body_width_mm``; :func:`.body.estimate_pixel_size_mm`) and the flag
+        ``pixel_size_estimated`` is set.
     settings : Settings
     fov_mask : ndarray of bool, optional
         True inside the scanner's field of view (same shape). A lung the FOV circle cuts through is
@@ -90,7 +91,10 @@ def segment_hu(
         array): the texture test then uses ``settings.calibrated_texture_min_frac`` instead of
         ``settings.lung_texture_min_frac`` for a single plane with pixels of at most
         ``settings.texture_max_pixel_mm`` (coarser pixels or a 3D volume: no texture test, lung and gas
-        are too close to tell apart), and no gas pockets are cut out.
+        are too close to tell apart), and no gas pockets are cut out. In such a fine calibrated plane, air
+        regions with a flat interior are gas wherever the calibration put it (:func:`.air.homogeneous_gas`),
+        and a picture without geometry whose body its edges cut through (:func:`.body.body_running_axis`) is
+        taken for a sagittal or coronal plane (midline tubes dropped).
 
     Returns
     -------

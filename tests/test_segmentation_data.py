@@ -117,13 +117,15 @@ def test_real_slice_with_lungs_cut_by_the_fov(name):
         assert dice(cut.labels == value, (whole.labels == value) & inside) > 0.9
 
 
-def _picture(path, encoding):
+def _picture(path, encoding, shrink=1):
     """A real HU slice as a user's picture: 8-bit windowed to [-1200, 600] HU (no spacing, no orientation)
-    or min-max normalised to 0..1."""
+    or min-max normalised to 0..1; ``shrink`` > 1 block-averages it first (a smaller picture)."""
+    from lungseg.segmentation.frame import block_mean
     from lungseg.volume import Volume
 
     stored = lungseg.read(path).array
-    hu = stored.reshape(-1, *stored.shape[-2:])[0].astype(np.float64)
+    hu = stored.reshape(-1, *stored.shape[-2:])[:1].astype(np.float64)
+    hu = block_mean(hu, (1, shrink, shrink))[0]
     if encoding == "8-bit":
         u8 = np.clip((hu + 1200) / 1800 * 255, 0, 255).astype(np.uint8)
         return Volume(u8, (1.0, 1.0), metadata={"format": "png", "bit_depth": 8, "spacing_known": False})
@@ -157,3 +159,19 @@ def test_picture_with_lung_keeps_it(parts, encoding):
     result = lungseg.segment(_picture(shared(*parts), encoding))
     reference = lungseg.segment(shared(*parts)).lung.reshape(result.lung.shape)  # the HU slice's own result
     assert dice(result.lung, reference) > 0.8
+
+
+@pytest.mark.parametrize(
+    "parts, lung",
+    [
+        (("ct-medical-images", "ID_0028_AGE_0074_CONTRAST_1_CT.dcm"), False),  # pelvis, gas-filled bowel
+        (("ct-medical-images", "ID_0094_AGE_0052_CONTRAST_0_CT.dcm"), False),  # abdomen, many gas-filled loops
+        (("ct-medical-images", "ID_0000_AGE_0060_CONTRAST_1_CT.dcm"), True),  # chest
+        (("covid-ny-sbu", "A002304", "axial", "19010112-135.dcm"), True),  # ground glass and consolidation
+    ],
+)
+def test_small_picture_tells_bowel_gas_from_lung(parts, lung):
+    # 128 x 128 pixels of about 2.7 mm: still fine enough for the texture and gas tests of calibrated planes
+    result = lungseg.segment(_picture(shared(*parts), "8-bit", shrink=4))
+    assert result.lung.shape == (128, 128)
+    assert result.lung.any() == lung

@@ -47,8 +47,8 @@ class Settings:
     """Pure gas wider than twice this (trachea, bowel gas, pneumothorax) is not lung parenchyma (2D)."""
     calibrated_texture_min_frac: float = 0.3
     """``lung_texture_min_frac`` for images calibrated to pseudo-HU (PNG, normalised arrays), where lung and gas overlap."""
-    texture_max_pixel_mm: float = 2.0
-    """Calibrated (non-HU) planes get the texture test only when their pixels are at most this size (vessels visible)."""
+    texture_max_pixel_mm: float = 3.0
+    """Calibrated (non-HU) planes get the texture test only when their pixels are at most this size (vessels visible; kmader's 5 mm thumbnails do not)."""
     gas_max_spread_hu: float = 70.0
     """In a calibrated (non-HU) plane, an air region whose interior spreads (10th to 90th percentile) over less than this is homogeneous gas, not lung (2D)."""
     smoothing_sigma_mm: float = 1.0

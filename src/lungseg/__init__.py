@@ -6,12 +6,29 @@
 >>> res.labels                             # 0 outside, 1 right lung, 2 left lung  # doctest: +SKIP
 """
 
+import importlib
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
-from .api import LABEL_LEFT, LABEL_RIGHT, SegmentationResult, read, segment
 from .errors import InputError, LungsegError, MissingDependencyError, OutputError, UnsupportedInputError
 from .settings import Settings
 from .volume import Volume
+
+if TYPE_CHECKING:
+    from .api import LABEL_LEFT, LABEL_RIGHT, SegmentationResult, read, segment
+
+_FROM_API = ("read", "segment", "SegmentationResult", "LABEL_RIGHT", "LABEL_LEFT")
+
+
+def __getattr__(name: str):
+    """``read``, ``segment`` and friends load the image libraries on first use, so that ``import lungseg``
+    and the command line start fast (a batch run's worker pool starts while the main process looks for cases)."""
+    if name in _FROM_API:
+        value = getattr(importlib.import_module(".api", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'lungseg' has no attribute {name!r}")
+
 
 try:
     __version__ = version("lungseg")

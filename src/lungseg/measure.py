@@ -21,10 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from .errors import InputError
-from .io.writers import write_atomic
 from .volume import crop_box
 
 __all__ = [
@@ -240,6 +238,8 @@ def _touches_fov_edge(lung: np.ndarray, fov_mask: np.ndarray | None) -> bool:
             idx = list(centre)
             idx[axis] = offset
             footprint[tuple(idx)] = True
+    from scipy import ndimage as ndi
+
     return bool((lung & ndi.binary_dilation(outside, footprint)).any())
 
 
@@ -408,6 +408,8 @@ def write_report(res: Any, path: str | os.PathLike, *, outputs: dict[str, Any] |
     """Write :func:`build_report` as indented JSON to ``path`` (atomically); returns the path."""
     report = build_report(res, outputs={**(outputs or {}), "report": path})
     text = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    from .io.writers import write_atomic
+
     return write_atomic(path, lambda fh: fh.write(text))
 
 
@@ -512,11 +514,15 @@ def to_lungmask(labels: np.ndarray, convention: str) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 def _surface(mask: np.ndarray) -> np.ndarray:
     """Boundary voxels: mask voxels with a face neighbour outside the mask (the array edge counts as outside)."""
+    from scipy import ndimage as ndi
+
     return mask & ~ndi.binary_erosion(mask, border_value=0)
 
 
 def _surface_distances(a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
     """Distance (mm) from each boundary voxel of ``a`` to the nearest boundary voxel of ``b``."""
+    from scipy import ndimage as ndi
+
     dist_to_b = ndi.distance_transform_edt(~_surface(b), sampling=spacing)
     return dist_to_b[_surface(a)]
 

@@ -205,7 +205,12 @@ class _Redispatch(logging.Handler):
 
 
 def _init_worker(log_queue, level: int) -> None:
-    """Pool worker start-up: send lungseg's log records to the main process, which shows them its way."""
+    """Pool worker start-up: one ITK thread per worker (the pool already uses every core; more threads only
+    compete: 6 full-size scans took 9.3 s instead of 8.0 s on 2 workers), and lungseg's log records sent to
+    the main process, which shows them its way."""
+    import SimpleITK as sitk
+
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
     logger = logging.getLogger("lungseg")
     logger.handlers[:] = [logging.handlers.QueueHandler(log_queue)]
     logger.setLevel(level)

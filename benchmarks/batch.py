@@ -1,9 +1,10 @@
 """Benchmark of ``lungseg batch`` on 40 real cases: throughput, overhead, memory. Prints a table.
 
-Cases (links to ../shared/data, nothing copied but the kmader slices, saved as PNG): the DICOM series
-cip/ct-64Dicom and the two lung-pet-ct-dx reconstructions, cip ct-64 / ct-64-transformed / TestInput
-NRRD files, totalseg example_ct.nii.gz, 11 ct-medical-images DICOM slices, 6 covid-ny-sbu DICOM slices
-and 10 kmader slices.
+Cases (links to ../shared/data, nothing copied but the kmader slices, saved as PNG): every shared scan
+once as it is stored (the DICOM series cip/ct-64Dicom, popi/series, totalseg/example_ct_dicom and the two
+lung-pet-ct-dx reconstructions, totalseg example_ct.nii.gz), the cip ct-64 / ct-64-transformed /
+TestInput NRRD files twice, 11 ct-medical-images DICOM slices, 6 covid-ny-sbu DICOM slices and 11
+kmader slices: 40 cases.
 
 Measured, each in a fresh process, wall time from start to exit:
 * ``lungseg batch IN OUT --workers 1`` and ``--workers 2`` (40 cases): throughput and its ratio;
@@ -80,11 +81,12 @@ def build_tree(data: Path, root: Path) -> list[str]:
         names.append(name)
         return root / name
 
-    for series in ("cip/ct-64Dicom", *sorted(str(p.relative_to(data)) for p in (data / "lung-pet-ct-dx").glob("*/*/*") if p.is_dir())):
+    lpct = sorted(str(p.relative_to(data)) for p in (data / "lung-pet-ct-dx").glob("*/*/*") if p.is_dir())
+    for series in ("popi/series", "cip/ct-64Dicom", "totalseg/example_ct_dicom", *lpct):  # popi also among the 20
         target = folder(f"dicom{len(names):02d}")
         for f in sorted((data / series).iterdir()):
             _link(f, target / f.name)
-    for i, name in enumerate(["ct-64.nrrd", "ct-64-transformed.nrrd", "TestInput.nrrd"] * 3):
+    for i, name in enumerate(["ct-64.nrrd", "ct-64-transformed.nrrd", "TestInput.nrrd"] * 2):
         _link(data / "cip" / name, folder(f"nrrd{i:02d}") / name)
     _link(data / "totalseg" / "example_ct.nii.gz", folder("nifti00") / "example_ct.nii.gz")
     for i, f in enumerate(sorted((data / "ct-medical-images").glob("*.dcm"))[:11]):
@@ -92,8 +94,8 @@ def build_tree(data: Path, root: Path) -> list[str]:
     for i, f in enumerate(sorted((data / "covid-ny-sbu").glob("*/axial/*.dcm"))[:6]):
         _link(f, folder(f"covid{i:02d}") / f.name)
     x = np.load(data / "kmader" / "x_train.npy")
-    for i in range(10):
-        k = i * (len(x) // 10)
+    for i in range(11):
+        k = i * (len(x) // 11)
         target = folder(f"kmader{i:02d}") / f"kmader_{k:03d}.png"
         target.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.clip(x[k, :, :, 0] * 255, 0, 255).astype(np.uint8)).save(target)

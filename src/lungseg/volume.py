@@ -49,7 +49,7 @@ class Volume:
     >>> ct = Volume(np.zeros((2, 3, 4), np.int16), spacing=(2.5, 0.7, 0.7))
     >>> ct.shape, ct.spacing
     ((2, 3, 4), (2.5, 0.7, 0.7))
-    >>> ct.voxel_volume_mm3
+    >>> round(ct.voxel_volume_mm3, 6)
     1.225
     """
 

@@ -7,7 +7,7 @@ import pytest
 import SimpleITK as sitk
 
 from lungseg.cli import main
-from lungseg.cli.demo import demo_scan_path
+from lungseg.api import demo_scan_path
 
 
 @pytest.fixture(scope="module")

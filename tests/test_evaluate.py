@@ -113,7 +113,7 @@ def test_evaluate_the_two_cip_codings_agree(capsys):
 def test_segment_writes_report_and_qc(tmp_path, capsys):
     from PIL import Image
 
-    from lungseg.cli.demo import demo_scan_path
+    from lungseg.api import demo_scan_path
 
     report, qc = tmp_path / "r.json", tmp_path / "q.png"
     code = main(["segment", str(demo_scan_path()), str(tmp_path / "m.nii.gz"), "--report", str(report), "--qc", str(qc)])

@@ -1,9 +1,10 @@
 """lungseg: find the lungs in chest CT.
 
 >>> import lungseg
->>> ct = lungseg.read("chest.nii.gz")      # doctest: +SKIP
->>> res = lungseg.segment(ct)              # doctest: +SKIP
->>> res.labels                             # 0 outside, 1 right lung, 2 left lung  # doctest: +SKIP
+>>> ct = lungseg.read(lungseg.demo_scan_path())   # or a DICOM folder, NIfTI, NRRD, PNG, NumPy file...
+>>> res = lungseg.segment(ct)                     # res.labels: 0 outside, 1 right lung, 2 left lung
+>>> [int((res.labels == side).sum() * ct.voxel_volume_mm3 / 1000 > 1000) for side in (1, 2)]  # over a litre each
+[1, 1]
 """
 
 import importlib
@@ -15,9 +16,9 @@ from .settings import Settings
 from .volume import Volume
 
 if TYPE_CHECKING:
-    from .api import LABEL_LEFT, LABEL_RIGHT, SegmentationResult, read, segment
+    from .api import LABEL_LEFT, LABEL_RIGHT, SegmentationResult, demo_scan_path, describe, read, segment
 
-_FROM_API = ("read", "segment", "SegmentationResult", "LABEL_RIGHT", "LABEL_LEFT")
+_FROM_API = ("read", "segment", "describe", "demo_scan_path", "SegmentationResult", "LABEL_RIGHT", "LABEL_LEFT")
 
 
 def __getattr__(name: str):
@@ -38,6 +39,8 @@ except PackageNotFoundError:  # running from a source tree without installing
 __all__ = [
     "read",
     "segment",
+    "describe",
+    "demo_scan_path",
     "Volume",
     "Settings",
     "SegmentationResult",

@@ -6,13 +6,6 @@ import argparse
 from pathlib import Path
 
 
-def demo_scan_path() -> Path:
-    """Path of the demo scan inside the installed package."""
-    from importlib.resources import files
-
-    return Path(str(files("lungseg") / "data" / "demo_chest_ct.nrrd"))
-
-
 def add_parser(sub) -> None:
     p = sub.add_parser("demo", help="segment the small real chest CT shipped with lungseg")
     p.add_argument("out_dir", nargs="?", default="lungseg-demo", type=Path, help="where to write (default ./lungseg-demo)")
@@ -20,7 +13,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..api import segment
+    from ..api import demo_scan_path, segment
     from .segment import summary, write_outputs
 
     out = Path(args.out_dir)

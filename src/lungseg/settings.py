@@ -43,6 +43,11 @@ class Settings:
     """Pure gas (bowel gas, trachea, pneumothorax) is below this; aerated lung with its small vessels is mostly above."""
     lung_texture_min_frac: float = 0.75
     """An air region is lung only if at least this fraction of it is above ``gas_threshold_hu``."""
+    large_lung_volume_ml: float = 300.0
+    """A 3D air region at least this large is lung with only ``emphysema_texture_min_frac`` above ``gas_threshold_hu``."""
+    emphysema_texture_min_frac: float = 0.3
+    """Texture fraction enough for a large 3D region: emphysematous lung has much of its volume below -950 HU
+    (LAA%-950 of 30-60 %), while bowel gas or a pneumothorax that large is nearly all pure gas."""
     gas_pocket_radius_mm: float = 4.0
     """Pure gas wider than twice this (trachea, bowel gas, pneumothorax) is not lung parenchyma (2D)."""
     calibrated_texture_min_frac: float = 0.3
@@ -83,6 +88,9 @@ class Settings:
     """Step of the rising threshold the airway is grown with, from ``gas_threshold_hu`` up to ``air_threshold_hu``."""
     airway_search_mm: float = 100.0
     """The airway is grown in a box reaching this far (in-plane) around the trachea found in the top slices."""
+    airway_min_length_mm: float = 30.0
+    """A trachea grown in 3D that reaches less far than this below its seed was stopped at once (an
+    emphysematous lung as dark as its lumen): the airway is then tracked slice by slice instead."""
     bronchus_wall_radius_mm: float = 6.0
     """Below where the airway growth stops, a bronchus lumen narrower than twice this, enclosed by its wall and the hilar vessels, is followed by its contrast."""
     bronchus_contrast_hu: float = 200.0

@@ -78,6 +78,9 @@ def select_lungs(
     else:
         size_ok = count * float(np.prod(spacing)) / 1000.0 >= settings.min_lung_volume_ml
     keep = size_ok & (frac >= settings.lung_texture_min_frac)
+    if not single:  # emphysema: much of a large lung is below gas_threshold_hu, yet its vessels still show
+        large = count * float(np.prod(spacing)) / 1000.0 >= settings.large_lung_volume_ml
+        keep |= large & (frac >= min(settings.emphysema_texture_min_frac, settings.lung_texture_min_frac))
     keep[0] = False
     if single and keep.any():
         patient = body if outside_fov is None else body | outside_fov

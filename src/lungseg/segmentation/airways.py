@@ -70,8 +70,10 @@ def find_airways(
         return airway
     if image is not None:
         grown = grow_airway(image, airway, spacing, settings)
-        if grown is not None:
+        # an emphysematous lung as dark as the lumen stops the growth at once: then track slice by slice
+        if grown is not None and (start - np.flatnonzero(grown.any(axis=(1, 2)))[0]) * spacing[0] >= settings.airway_min_length_mm:
             return grown
+        log.debug("airway growing stopped within %.0f mm of the seed: tracking slice by slice", settings.airway_min_length_mm)
 
     reach_px = max(1, int(np.ceil(1.5 * spacing[0] / min(spacing[1], spacing[2]))))
     disk = ndi.generate_binary_structure(2, 1)

@@ -42,3 +42,18 @@ def test_large_pure_gas_is_still_not_lung():
     hu[hu == -850] = -1000  # lung-sized gas with no texture at all (a pneumoperitoneum, a distended bowel)
     hu += np.random.default_rng(1).normal(0, 15, hu.shape)  # scanner noise
     assert "no_lung_found" in run(hu).flags
+
+
+def test_real_emphysematous_scan_gets_two_lungs():
+    """cip/TestInput.nrrd: a COPD chest CT (5.3 x 5.3 x 7 mm voxels) whose lungs are about 36 % below -950 HU."""
+    from conftest import shared
+
+    import lungseg
+
+    res = lungseg.segment(shared("cip", "TestInput.nrrd"))
+    voxel_ml = res.volume.voxel_volume_mm3 / 1000
+    volumes = [(res.labels == side).sum() * voxel_ml for side in (1, 2)]
+    assert "no_lung_found" not in res.flags
+    assert all(1500 < v < 6000 for v in volumes), volumes
+    lung_hu = res.hu[res.labels > 0]
+    assert (lung_hu < -950).mean() > 0.25  # it is the emphysematous case this test is about

@@ -80,3 +80,21 @@ def test_demo_writes_its_four_outputs(tmp_path, capsys):
     names = sorted(p.name for p in (tmp_path / "demo").iterdir())
     assert names == ["mask.nii.gz", "masked.nii.gz", "qc.png", "report.json"]
     assert str((tmp_path / "demo").resolve()) in out
+
+
+def test_window_with_a_negative_low_value_is_accepted(tmp_path, capsys):
+    """``--window -1200,600`` as the README writes it (argparse alone would take -1200,600 for an option)."""
+    from PIL import Image
+
+    y, x = np.mgrid[:128, :128]
+    hu = np.full((128, 128), -1000.0)
+    hu[((y - 64) / 40) ** 2 + ((x - 64) / 56) ** 2 <= 1] = 40  # body
+    for cx in (40, 88):
+        hu[((y - 62) / 26) ** 2 + ((x - cx) / 16) ** 2 <= 1] = -850  # lungs
+    png = tmp_path / "slice.png"
+    Image.fromarray(np.clip((hu + 1200) / 1800 * 255, 0, 255).astype(np.uint8)).save(png)
+    rc = main(["-q", "segment", str(png), str(tmp_path / "m.png"), "--window", "-1200,600", "--spacing", "2.5"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "intensity: window" in out
+    mask = np.asarray(Image.open(tmp_path / "m.png"))
+    assert set(np.unique(mask)) == {0, 255}

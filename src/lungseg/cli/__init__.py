@@ -58,10 +58,31 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
             h.stream = sys.stderr  # not setStream(): it flushes the old stream, which may be closed (pytest capsys)
 
 
+VALUE_OPTIONS_STARTING_WITH_MINUS = ("--window",)
+"""Options whose value usually starts with a minus sign (``--window -1200,600``)."""
+
+
+def _attach_negative_values(argv: list[str]) -> list[str]:
+    """``--window -1200,600`` -> ``--window=-1200,600``: argparse would take ``-1200,600`` for an option.
+
+    >>> _attach_negative_values(["segment", "a.png", "m.png", "--window", "-1200,600"])
+    ['segment', 'a.png', 'm.png', '--window=-1200,600']
+    """
+    out: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        if arg in VALUE_OPTIONS_STARTING_WITH_MINUS:
+            value = next(args, None)
+            out.append(arg if value is None else f"{arg}={value}")
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 success, 1 some cases failed, 2 bad input/usage, 3 missing extra)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_attach_negative_values(sys.argv[1:] if argv is None else list(argv)))
     logger = logging.getLogger("lungseg")
     saved_level = logger.level
     _setup_logging(args.verbose, args.quiet)

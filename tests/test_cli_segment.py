@@ -90,7 +90,9 @@ def test_window_with_a_negative_low_value_is_accepted(tmp_path, capsys):
     hu = np.full((128, 128), -1000.0)
     hu[((y - 64) / 40) ** 2 + ((x - 64) / 56) ** 2 <= 1] = 40  # body
     for cx in (40, 88):
-        hu[((y - 62) / 26) ** 2 + ((x - cx) / 16) ** 2 <= 1] = -850  # lungs
+        lung = ((y - 62) / 26) ** 2 + ((x - cx) / 16) ** 2 <= 1
+        hu[lung] = -850 + np.random.default_rng(cx).normal(0, 60, int(lung.sum()))  # lung, with its texture
+        hu[lung & (y % 7 == 0) & (x % 7 == 0)] = 40  # and vessels
     png = tmp_path / "slice.png"
     Image.fromarray(np.clip((hu + 1200) / 1800 * 255, 0, 255).astype(np.uint8)).save(png)
     rc = main(["-q", "segment", str(png), str(tmp_path / "m.png"), "--window", "-1200,600", "--spacing", "2.5"])

@@ -95,6 +95,41 @@ def labelled_slices(folder: str) -> None:
         print("\nlungseg misses: " + "; ".join(failures))
 
 
+def _percent(notes: str, pattern: str) -> float | None:
+    import re
+
+    found = re.search(pattern, notes)
+    return float(found.group(1)) if found else None
+
+
+def dense_pathology() -> None:
+    """Axial HU slices whose LABELS.tsv pathology is ground glass or consolidation: are both lungs found, and how
+    much of the slice's lung? Areas are shares of the body section (``res.body``); the notes give the aerated share
+    (< -400 HU) for every slice and an "anatomic lung ~X%" for the densest ones."""
+    rows = []
+    for folder in ("ct-medical-images", "covid-ny-sbu"):
+        with open(DATA / folder / "LABELS.tsv", newline="") as fh:
+            cases = [c for c in csv.DictReader(fh, delimiter="\t")
+                     if c["view"] == "axial" and {"ground glass", "consolidation"} & set(c["pathology"].split(","))]
+        for case in cases:
+            res = lungseg.segment(DATA / folder / case["file"])
+            body = float(res.body.sum())
+            found = 100 * res.lung.sum() / body
+            aerated = 100 * threshold_recipe(res.hu).sum() / body
+            anatomic = _percent(case["notes"], r"anatomic lung(?: area)? ~(\d+(?:\.\d+)?)%")
+            noted = _percent(case["notes"], r"lung~(\d+(?:\.\d+)?)% of body")
+            rows.append([f"{folder.split('-')[0]} {case['file'].split('_AGE')[0]}", case["pathology"],
+                         "both" if {1, 2} <= set(np.unique(res.labels).tolist()) else "one" if res.lung.any() else "none",
+                         f"{found:.1f}%", f"{aerated:.1f}%", f"{noted:.0f}%" if noted is not None else "-",
+                         f"{anatomic:.0f}%" if anatomic is not None else "-",
+                         f"{found / anatomic:.2f}" if anatomic else "-"])
+    both = sum(r[2] == "both" for r in rows)
+    ratios = [float(r[7]) for r in rows if r[7] != "-"]
+    table(f"dense pathology: axial HU slices with ground glass or consolidation ({both}/{len(rows)} with both lungs; "
+          f"found / anatomic lung {', '.join(f'{x:.2f}' for x in ratios)})",
+          ["slice", "pathology", "lungs", "lungseg area", "threshold -400 area", "noted aerated", "noted anatomic", "lungseg / anatomic"], rows)
+
+
 def converted_slices() -> None:
     """The labelled single slices of ct-medical-images and covid-ny-sbu as a user's pictures: 8-bit windowed to
     [-1200, 600] HU (no spacing, no orientation, like a PNG) and min-max normalised to 0..1 floats."""
@@ -154,6 +189,7 @@ def main() -> None:
     kmader()
     labelled_slices("ct-medical-images")
     labelled_slices("covid-ny-sbu")
+    dense_pathology()
     converted_slices()
     totalseg()
 

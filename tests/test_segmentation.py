@@ -538,3 +538,103 @@ def test_body_running_through_the_picture_is_found_in_any_orientation():
     assert estimate_pixel_size_mm(np.swapaxes(img, 1, 2), -500, 330.0, cut_min_mm=40.0, cut_min_frac=0.5) == upright
     axial = np.where(whole, 40.0, -1000.0)[None]
     assert estimate_pixel_size_mm(np.swapaxes(axial, 1, 2), -500, 330.0) == estimate_pixel_size_mm(axial, -500, 330.0)
+
+
+# Dense pathology: ground glass and consolidation -------------------------------------------------------
+
+
+def ggo_chest():
+    """The chest phantom with its right lung's lateral part in ground glass (-550 HU in front, -300 HU behind)
+    and its dependent (posterior) part consolidated at soft-tissue density."""
+    hu, right, left, airway, body = phantom()
+    z, y, x = np.mgrid[: hu.shape[0], : hu.shape[1], : hu.shape[2]]
+    cy, cx = hu.shape[1] / 2, hu.shape[2] / 2
+    lateral = right & (x < cx - 20)
+    ggo_light = lateral & (y < cy - 4)
+    ggo_dense = lateral & (y >= cy - 4) & (y <= cy + 6)
+    consolidated = right & (y > cy + 6)
+    hu[ggo_light] = -550
+    hu[ggo_dense] = -300
+    hu[consolidated] = 40
+    return hu, right, left, ggo_light, ggo_dense, consolidated
+
+
+def test_ground_glass_is_lung():
+    hu, right, left, ggo_light, ggo_dense, consolidated = ggo_chest()
+    assert ggo_dense.sum() > 300 and ggo_light.sum() > 300
+    out = run(hu)
+    assert (out.labels[ggo_light] == 1).mean() > 0.95
+    assert (out.labels[ggo_dense] == 1).mean() > 0.9  # above the -400 HU of aerated lung: grown into
+    assert dice(out.labels == 2, left) > 0.9
+    # soft tissue around the lungs (mediastinum, chest wall) is not taken; the consolidation may be
+    outside = (out.labels > 0) & ~(right | left)
+    assert outside.sum() < 0.02 * (right | left).sum()
+    assert (out.labels[consolidated] == 2).sum() == 0
+
+
+def test_ground_glass_flipped_gives_the_flipped_mask():
+    hu = ggo_chest()[0]
+    out = run(hu)
+    flipped = run(hu[:, ::-1, ::-1].copy(), direction=np.diag([-1.0, -1.0, 1.0]))  # stored with x and y reversed
+    np.testing.assert_array_equal(flipped.labels, out.labels[:, ::-1, ::-1])
+
+
+def nearly_airless_plane(*, gas_pocket: bool = False):
+    """A 2D axial plane, 1 mm pixels: a clear right lung (-850 HU with vessels) and a left lung in ground glass
+    (-300 HU) whose air is left in small pockets (64 mm2 each, a third of it), none large enough to be a lung of
+    its own; optionally bowel gas with a -300 HU partial-volume rim reaching the left lung from below, and a
+    layer of fat (-100 HU) around the chest."""
+    y, x = np.mgrid[:300, :360].astype(float)
+    hu = np.full(y.shape, -1000.0)
+    trunk = ((y - 150) / 120) ** 2 + ((x - 180) / 160) ** 2 <= 1
+    hu[trunk] = -100  # fat
+    hu[((y - 150) / 105) ** 2 + ((x - 180) / 145) ** 2 <= 1] = 40
+    right = ((y - 140) / 70) ** 2 + ((x - 105) / 45) ** 2 <= 1
+    left = ((y - 140) / 70) ** 2 + ((x - 255) / 45) ** 2 <= 1
+    hu[right] = np.where((y[right] % 8 == 0) & (x[right] % 8 == 0), 40, -850)
+    pockets = left & (y % 14 < 8) & (x % 14 < 8)
+    hu[left] = -300
+    hu[pockets] = -850
+    gas = np.zeros_like(left)
+    if gas_pocket:
+        gas = ((y - 228) / 12) ** 2 + ((x - 255) / 30) ** 2 <= 1
+        rim = (((y - 228) / 18) ** 2 + ((x - 255) / 36) ** 2 <= 1) & ~gas
+        bridge = (x > 245) & (x < 265) & (y > 200) & (y < 220)
+        hu[(rim | bridge) & ~left] = -300
+        hu[gas] = -1000
+    return hu, right, left, gas
+
+
+def test_nearly_airless_lung_is_found_beside_a_clear_one():
+    hu, right, left, _ = nearly_airless_plane()
+    out = run(hu, spacing=(1.0, 1.0))
+    assert "one_lung_only" not in out.flags
+    assert dice(out.labels == 1, right) > 0.9
+    assert dice(out.labels == 2, left) > 0.85
+    assert not (out.labels[hu == -100] > 0).any()  # fat stays out
+
+
+def test_ground_glass_does_not_grow_into_bowel_gas():
+    hu, right, left, gas = nearly_airless_plane(gas_pocket=True)
+    out = run(hu, spacing=(1.0, 1.0))
+    assert not (out.labels[gas] > 0).any()
+    assert dice(out.labels == 2, left) > 0.8
+
+
+def test_nearly_airless_lung_alone_is_not_found():
+    # without any aerated lung in the plane, ground glass alone is not taken for lung (an abdomen's mottled bowel)
+    hu, right, left, _ = nearly_airless_plane()
+    hu[right] = 40
+    out = run(hu, spacing=(1.0, 1.0))
+    assert out.labels.max() == 0 and "no_lung_found" in out.flags
+
+
+def test_ground_glass_growth_is_for_hu_input_only():
+    # calibrated pseudo-HU (a picture) is too unsure for the -200 HU boundary: nothing is grown there
+    from lungseg.segmentation.pipeline import segment_hu
+
+    hu, right, left, _ = nearly_airless_plane()
+    vol = Volume(hu, (1.0, 1.0), metadata={"spacing_known": True})
+    true_hu = segment_hu(hu.astype(np.float32), vol, Settings())
+    pseudo = segment_hu(hu.astype(np.float32), vol, Settings(), calibrated=True)
+    assert (true_hu.labels == 2).sum() > 2 * (pseudo.labels == 2).sum()

@@ -56,6 +56,10 @@ class Settings:
     """Calibrated (non-HU) planes get the texture test only when their pixels are at most this size (vessels visible; kmader's 5 mm thumbnails do not)."""
     gas_max_spread_hu: float = 70.0
     """In a calibrated (non-HU) plane, an air region whose interior spreads (10th to 90th percentile) over less than this is homogeneous gas, not lung (2D)."""
+    ggo_threshold_hu: float = -200.0
+    """Lung with ground glass or partial consolidation is below this, fat and soft tissue above: the aerated lung grows into such voxels (HU input only)."""
+    ggo_min_aerated_frac: float = 0.2
+    """A region below ``ggo_threshold_hu`` not joined to an aerated lung is lung only when at least this fraction of it is below ``air_threshold_hu`` (one plane that holds lung)."""
     smoothing_sigma_mm: float = 1.0
     """Gaussian smoothing (mm) of the working image against noise of sharp kernels and low dose; 0 turns it off."""
 
@@ -121,6 +125,14 @@ class Settings:
     """Ribs and costal cartilage are above this (HU): seen from a lung, they lie between it and the skin (2D)."""
     ribcage_min_frac: float = 0.03
     """An air region whose outward rays cross rib or cartilage less often than this lies in the chest wall (2D)."""
+    ggo_min_width_mm: float = 6.0
+    """Ground glass narrower than this (in-plane) along the aerated lung is its partial-volume rim (pleura, vessels, diaphragm), not added."""
+    ggo_search_mm: float = 30.0
+    """In a volume, ground glass is looked for within this distance of the aerated lungs' bounding box."""
+    ggo_skin_margin_mm: float = 5.0
+    """The lungs do not grow into ground glass this close (in-plane) to the body's outline: the partial-volume rim of the skin."""
+    ggo_gas_margin_mm: float = 4.0
+    """... nor this close (in-plane) to pure gas that is not lung (bowel gas, trachea, oesophagus): its partial-volume rim."""
     subcutaneous_depth_mm: float = 10.0
     """Air regions lying mostly within this depth under the skin are subcutaneous emphysema, not lung."""
     fov_edge_max_frac: float = 0.75

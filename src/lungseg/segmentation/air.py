@@ -10,13 +10,17 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..settings import Settings
+from ..volume import crop_box
 
 __all__ = [
     "inside_air", "select_lungs", "remove_gas_pockets", "homogeneous_gas", "drop_next_to_bowel_gas", "drop_midline_tubes",
-    "drop_outside_ribcage",
+    "drop_outside_ribcage", "grow_into_ggo",
 ]
 
 log = logging.getLogger(__name__)
+
+_IN_PLANE = np.zeros((3, 3, 3), bool)
+_IN_PLANE[1, 1, :] = _IN_PLANE[1, :, 1] = True
 
 
 def inside_air(image: np.ndarray, body: np.ndarray, air_threshold_hu: float) -> np.ndarray:
@@ -353,3 +357,123 @@ def _ray_pixels(points: np.ndarray, way: np.ndarray, steps: np.ndarray, shape: t
     cols = np.round(points[:, 1:] + way[:, 1:] * steps).astype(int)
     on_image = (rows >= 0) & (rows < shape[0]) & (cols >= 0) & (cols < shape[1])
     return np.clip(rows, 0, shape[0] - 1), np.clip(cols, 0, shape[1] - 1), on_image
+
+
+def grow_into_ggo(
+    lungs: np.ndarray,
+    image: np.ndarray,
+    body: np.ndarray,
+    spacing: tuple[float, float, float],
+    settings: Settings,
+    *,
+    exclude: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The lungs grown into ground glass and partly consolidated lung (hysteresis; HU input).
+
+    Lung with ground-glass opacity or partial consolidation lies between about -700 and -300 HU, much of it
+    above ``air_threshold_hu``, so the aerated lung found by :func:`select_lungs` misses it. The candidates
+    are the voxels below ``ggo_threshold_hu`` (fat and soft tissue are above it) inside the body, farther
+    than ``ggo_skin_margin_mm`` (in-plane) from its outline, farther than ``ggo_gas_margin_mm`` from pure
+    gas (below ``gas_threshold_hu``) that is not lung (bowel gas, trachea, oesophagus: their partial-volume
+    rims) and outside ``exclude``. A connected region of candidates that holds lung joins that lung.
+    In a single plane that holds lung, a region of candidates that holds none is returned apart when it
+    looks like a lung of its own whose aeration is almost gone: at least ``min_lung_area_mm2``, at least
+    ``ggo_min_aerated_frac`` of it below ``air_threshold_hu``, at least ``lung_texture_min_frac`` of it
+    above ``gas_threshold_hu`` and not mostly within ``subcutaneous_depth_mm`` of the skin; the plane's
+    other rules (bowel gas, ribcage) are for the caller to apply to it.
+
+    Dense consolidation, effusion and atelectasis at soft-tissue HU stay out: they cannot be told from
+    the chest wall by intensity.
+
+    Parameters
+    ----------
+    lungs : ndarray of bool, (Z, Y, X)
+        The aerated lungs, already told from gas and air outside the lungs.
+    image : ndarray, (Z, Y, X), HU (smoothed working grid)
+    body : ndarray of bool, (Z, Y, X)
+    spacing : 3 floats, mm
+    settings : Settings
+    exclude : ndarray of bool, (Z, Y, X), optional
+        Never lung (the trachea and main bronchi with their rim).
+
+    Returns
+    -------
+    grown : ndarray of bool, same shape
+        ``lungs`` with the candidate regions joined to them.
+    separate : ndarray of bool, same shape
+        Lung-like candidate regions of a single plane not joined to ``lungs`` (empty for a volume).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> body = np.zeros((1, 60, 80), bool); body[0, 2:58, 2:78] = True             # 2 mm pixels
+    >>> img = np.where(body, 40.0, -1000.0)
+    >>> img[0, 10:50, 8:20] = -850; img[0, 10:50, 20:32] = -300                    # aerated lung, ground glass
+    >>> img[0, 10:50, 45:70] = -300; img[0, 10:50:2, 45:70:2] = -850               # a lung with little air left
+    >>> lungs = np.zeros_like(body); lungs[0, 10:50, 8:20] = True
+    >>> grown, separate = grow_into_ggo(lungs, img, body, (1.0, 2.0, 2.0), Settings())
+    >>> bool(grown[0, 30, 25]), bool(grown[0, 30, 38]), bool(separate[0, 30, 57])
+    (True, False, True)
+    """
+    grown, separate = lungs.copy(), np.zeros_like(lungs)
+    if not lungs.any():
+        return grown, separate
+    # a volume: ground glass is looked for around the aerated lungs only (a plane is cheap enough to take whole)
+    box = crop_box(lungs, spacing, settings.ggo_search_mm) if lungs.shape[0] > 1 else (slice(None),) * 3
+    grown[box], separate[box] = _grow_into_ggo(lungs[box], image[box], body[box], spacing, settings, None if exclude is None else exclude[box])
+    return grown, separate
+
+
+def _grow_into_ggo(lungs, image, body, spacing, settings: Settings, exclude) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`grow_into_ggo` on arrays cropped around the lungs (the crop's faces are not the body's outline)."""
+    single = lungs.shape[0] == 1
+    separate = np.zeros_like(lungs)
+    candidates = (image < settings.ggo_threshold_hu) & ~lungs
+    candidates &= _eroded_in_plane(body, spacing, settings.ggo_skin_margin_mm)
+    # air the lung rules turned down (bowel gas, trachea, air in the chest wall: pure gas, or air regions large
+    # enough to be judged) stays out with its partial-volume rim; small pockets of air are left in the ground glass
+    other_air = (image < settings.air_threshold_hu) & body & ~lungs
+    judged_min = settings.min_lung_area_mm2 / (spacing[1] * spacing[2]) if single else settings.min_lung_volume_ml * 1000.0 / float(np.prod(spacing))
+    gas = cc3d.dust(other_air, threshold=max(1, int(np.ceil(judged_min))), connectivity=6) | (other_air & (image < settings.gas_threshold_hu))
+    if gas.any():
+        candidates &= ~_dilated_in_plane(gas, spacing, settings.ggo_gas_margin_mm)
+    if exclude is not None:
+        candidates &= ~exclude
+    if not candidates.any():
+        return lungs, separate
+    labels, n = cc3d.connected_components(candidates | lungs, connectivity=18, return_N=True)
+    seeded = np.zeros(n + 1, bool)
+    seeded[np.unique(labels[lungs])] = True
+    seeded[0] = False
+    added = seeded[labels] & candidates
+    # a thin band along the aerated lung is its partial-volume rim: only wide ground glass is added
+    steps = max(1, int(settings.ggo_min_width_mm / (2 * min(spacing[1], spacing[2]))))
+    if added.any():
+        core = ndi.binary_erosion(added, _IN_PLANE, iterations=steps, border_value=1)
+        added &= ndi.binary_dilation(core, _IN_PLANE, iterations=steps)
+    grown = lungs | added
+    log.debug("ground glass: %d voxels joined to the aerated lungs", int(added.sum()))
+    if single:
+        flat = labels.ravel()
+        count = np.bincount(flat, minlength=n + 1).astype(float)
+        aerated = np.bincount(flat, weights=(image < settings.air_threshold_hu).ravel(), minlength=n + 1)
+        textured = np.bincount(flat, weights=(image > settings.gas_threshold_hu).ravel(), minlength=n + 1)
+        keep = ~seeded & (count * spacing[1] * spacing[2] >= settings.min_lung_area_mm2)
+        keep &= aerated >= settings.ggo_min_aerated_frac * count
+        keep &= textured >= settings.lung_texture_min_frac * count
+        keep[0] = False
+        if keep.any():
+            keep &= ~_mostly_subcutaneous(labels, body, spacing, settings.subcutaneous_depth_mm, n)
+            separate = keep[labels]
+            log.debug("ground glass: %d lung-like regions of their own", int(keep.sum()))
+    return grown, separate
+
+
+def _eroded_in_plane(mask: np.ndarray, spacing, margin_mm: float) -> np.ndarray:
+    steps = int(np.ceil(margin_mm / min(spacing[1], spacing[2])))
+    return ndi.binary_erosion(mask, _IN_PLANE, iterations=steps, border_value=1) if steps > 0 else mask
+
+
+def _dilated_in_plane(mask: np.ndarray, spacing, margin_mm: float) -> np.ndarray:
+    steps = int(np.ceil(margin_mm / min(spacing[1], spacing[2])))
+    return ndi.binary_dilation(mask, _IN_PLANE, iterations=steps) if steps > 0 else mask

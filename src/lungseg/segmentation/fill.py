@@ -98,6 +98,9 @@ def refine_to_full(
     factors: tuple[int, ...],
     air_threshold_hu: float,
     exclude: np.ndarray | None = None,
+    *,
+    keep: np.ndarray | None = None,
+    keep_threshold_hu: float | None = None,
 ) -> np.ndarray:
     """Bring working-grid labels back to the full grid with a crisp boundary.
 
@@ -113,6 +116,10 @@ def refine_to_full(
     factors : block sizes from the full grid to the working grid
     air_threshold_hu : float
     exclude : ndarray of bool, working grid, optional
+    keep : ndarray of bool, working grid, optional
+        Lung grown in above ``air_threshold_hu`` (ground glass): in the band, its voxels are lung below
+        ``keep_threshold_hu`` instead.
+    keep_threshold_hu : float, optional
 
     Returns
     -------
@@ -134,7 +141,11 @@ def refine_to_full(
     full_shape = tuple(b.stop - b.start for b in full_box)
     keep_all = upsample(inner, factors, full_shape)
     lab = upsample(outer, factors, full_shape)
-    result = np.where(keep_all | ((lab > 0) & (image[full_box] < air_threshold_hu)), lab, 0)
+    lung = image[full_box] < air_threshold_hu
+    if keep is not None and keep_threshold_hu is not None and keep[box].any():
+        grown = upsample(keep[box] & (sub > 0), factors, full_shape)
+        lung |= grown & (image[full_box] < keep_threshold_hu)
+    result = np.where(keep_all | ((lab > 0) & lung), lab, 0)
     # boundary pixels cut off from the lung by the threshold would be specks: drop them
     parts, n = cc3d.connected_components(result > 0, connectivity=6, return_N=True)
     attached = np.zeros(n + 1, bool)

@@ -5,8 +5,10 @@
 3. Trachea and main bronchi removed (:mod:`.airways`; 3D only: in 2D they are homogeneous gas and
    the texture test drops them): grown with an adaptive threshold, then followed by their lumen's
    contrast where partial volume stopped the growth short.
-4. Right and left (:mod:`.split`).
-5. Closing in mm and hole filling, then back to the full grid with a crisp boundary (:mod:`.fill`).
+4. HU input: the lungs grown into ground glass and partial consolidation (below ``ggo_threshold_hu``,
+   :func:`.air.grow_into_ggo`); in a plane, a lung with little air left is found beside an aerated one.
+5. Right and left (:mod:`.split`).
+6. Closing in mm and hole filling, then back to the full grid with a crisp boundary (:mod:`.fill`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from scipy import ndimage as ndi
 from ..settings import Settings
 from ..volume import Volume, crop_box
 from .air import (
-    drop_midline_tubes, drop_next_to_bowel_gas, drop_outside_ribcage, homogeneous_gas, inside_air, remove_gas_pockets, select_lungs,
+    drop_midline_tubes, drop_next_to_bowel_gas, drop_outside_ribcage, grow_into_ggo, homogeneous_gas, inside_air, remove_gas_pockets,
+    select_lungs,
 )
 from .airways import find_airways, follow_bronchi
 from .body import body_mask, body_running_axis, close_at_fov, estimate_pixel_size_mm, smooth_mm
@@ -194,6 +197,23 @@ def segment_hu(
             flags.append("trachea_not_found")
     lap("airways_s")
 
+    ggo = None
+    if not calibrated and lungs.any():
+        # lung with ground glass or partial consolidation: grown from the aerated lung (pseudo-HU is too unsure for it)
+        keep_out = None if airway is None else _grow_in_plane_mm(airway, work_spacing, settings.airway_margin_mm)
+        grown, separate = grow_into_ggo(lungs, work, body, work_spacing, settings, exclude=keep_out)
+        if separate.any():
+            # a lung of its own with little air left: the plane's rules for lung-like regions apply to it
+            kept = drop_next_to_bowel_gas(grown | separate, work, body, work_spacing, settings)
+            if across is None:
+                kept = drop_outside_ribcage(kept, work, body, settings, outside_fov=None if fov is None else ~fov)
+            else:
+                kept = drop_midline_tubes(kept, body, work_spacing, across, settings)
+            grown |= kept & separate
+        ggo = grown & ~lungs
+        lungs = grown
+    lap("ggo_s")
+
     if frame.knows_left_right:
         sides = label_sides(lungs, body, work_spacing, settings)
     else:
@@ -211,7 +231,7 @@ def segment_hu(
         dense[airway] = 0  # the trachea and main bronchi stay out, also where they run between lung
     lap("close_fill_s")
 
-    labels_c = refine_to_full(dense, image, factors, settings.air_threshold_hu, exclude=airway)
+    labels_c = refine_to_full(dense, image, factors, settings.air_threshold_hu, exclude=airway, keep=ggo, keep_threshold_hu=settings.ggo_threshold_hu)
     labels = frame.from_canonical(labels_c)
     body_full = frame.from_canonical(upsample(body, factors, image.shape)) | (labels > 0)
     lap("refine_s")

@@ -638,3 +638,17 @@ def test_ground_glass_growth_is_for_hu_input_only():
     true_hu = segment_hu(hu.astype(np.float32), vol, Settings())
     pseudo = segment_hu(hu.astype(np.float32), vol, Settings(), calibrated=True)
     assert (true_hu.labels == 2).sum() > 2 * (pseudo.labels == 2).sum()
+
+
+def test_ground_glass_does_not_take_a_bronchus_beside_it():
+    # a main bronchus at the hilum, its lumen (-920 HU, 12 mm wide: too small and too textured for the gas rules)
+    # inside a -300 HU partial-volume wall touching the ground glass of the left lung: the lumen stays out
+    hu, right, left, _ = nearly_airless_plane()
+    y, x = np.mgrid[: hu.shape[0], : hu.shape[1]]
+    lumen = (y - 140) ** 2 + (x - 198) ** 2 <= 6**2
+    wall = ((y - 140) ** 2 + (x - 198) ** 2 <= 11**2) | ((np.abs(y - 140) <= 4) & (x >= 198) & (x <= 215))
+    hu[wall & ~left] = -300
+    hu[lumen] = -920
+    out = run(hu, spacing=(1.0, 1.0))
+    assert dice(out.labels == 2, left) > 0.85
+    assert not (out.labels[lumen] > 0).any()

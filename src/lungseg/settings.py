@@ -125,6 +125,8 @@ class Settings:
     """Ribs and costal cartilage are above this (HU): seen from a lung, they lie between it and the skin (2D)."""
     ribcage_min_frac: float = 0.03
     """An air region whose outward rays cross rib or cartilage less often than this lies in the chest wall (2D)."""
+    ggo_lumen_hu: float = -900.0
+    """An air pocket outside the aerated lungs holding a voxel below this is a lumen (airway, bowel), kept out of the ground glass with its rim; a diseased lung's pockets of air are partly filled (HU)."""
     ggo_min_width_mm: float = 6.0
     """Ground glass narrower than this (in-plane) along the aerated lung is its partial-volume rim (pleura, vessels, diaphragm), not added."""
     ggo_search_mm: float = 30.0

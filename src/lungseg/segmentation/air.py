@@ -375,7 +375,8 @@ def grow_into_ggo(
     are the voxels below ``ggo_threshold_hu`` (fat and soft tissue are above it) inside the body, farther
     than ``ggo_skin_margin_mm`` (in-plane) from its outline, farther than ``ggo_gas_margin_mm`` from pure
     gas (below ``gas_threshold_hu``) that is not lung (bowel gas, trachea, oesophagus: their partial-volume
-    rims) and outside ``exclude``. A connected region of candidates that holds lung joins that lung.
+    rims), farther than that from air pockets below ``ggo_lumen_hu`` (an airway's or a bowel loop's lumen) and
+    outside ``exclude``. A connected region of candidates that holds lung joins that lung.
     In a single plane that holds lung, a region of candidates that holds none is returned apart when it
     looks like a lung of its own whose aeration is almost gone: at least ``min_lung_area_mm2``, at least
     ``ggo_min_aerated_frac`` of it below ``air_threshold_hu``, at least ``lung_texture_min_frac`` of it
@@ -430,11 +431,16 @@ def _grow_into_ggo(lungs, image, body, spacing, settings: Settings, exclude) -> 
     separate = np.zeros_like(lungs)
     candidates = (image < settings.ggo_threshold_hu) & ~lungs
     candidates &= _eroded_in_plane(body, spacing, settings.ggo_skin_margin_mm)
-    # air the lung rules turned down (bowel gas, trachea, air in the chest wall: pure gas, or air regions large
-    # enough to be judged) stays out with its partial-volume rim; small pockets of air are left in the ground glass
+    # air the lung rules turned down (air regions large enough to be judged: bowel gas, trachea, air in the chest
+    # wall) and pockets with a lumen (an airway, a bowel loop) stay out with their partial-volume rim; the small
+    # pockets of air a diseased lung keeps are partly filled and join the ground glass
     other_air = (image < settings.air_threshold_hu) & body & ~lungs
-    judged_min = settings.min_lung_area_mm2 / (spacing[1] * spacing[2]) if single else settings.min_lung_volume_ml * 1000.0 / float(np.prod(spacing))
-    gas = cc3d.dust(other_air, threshold=max(1, int(np.ceil(judged_min))), connectivity=6) | (other_air & (image < settings.gas_threshold_hu))
+    parts, n = cc3d.connected_components(other_air, connectivity=6, return_N=True)
+    size = np.bincount(parts.ravel(), minlength=n + 1).astype(float)
+    judged = size * spacing[1] * spacing[2] >= settings.min_lung_area_mm2 if single else size * float(np.prod(spacing)) / 1000.0 >= settings.min_lung_volume_ml
+    judged[np.unique(parts[other_air & (image < settings.ggo_lumen_hu)])] = True
+    judged[0] = False
+    gas = judged[parts]
     if gas.any():
         candidates &= ~_dilated_in_plane(gas, spacing, settings.ggo_gas_margin_mm)
     if exclude is not None:

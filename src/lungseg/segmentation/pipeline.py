@@ -5,7 +5,8 @@
 3. Trachea and main bronchi removed (:mod:`.airways`; 3D only: in 2D they are homogeneous gas and
    the texture test drops them): grown with an adaptive threshold, then followed by their lumen's
    contrast where partial volume stopped the growth short.
-4. HU input: the lungs grown into ground glass and partial consolidation (below ``ggo_threshold_hu``,
+4. The lungs grown into ground glass and partial consolidation (below ``ggo_threshold_hu``; HU input and fine
+   calibrated planes,
    :func:`.air.grow_into_ggo`); in a plane, a lung with little air left is found beside an aerated one.
 5. Right and left (:mod:`.split`).
 6. Closing in mm and hole filling, then back to the full grid with a crisp boundary (:mod:`.fill`).
@@ -198,8 +199,9 @@ def segment_hu(
     lap("airways_s")
 
     ggo = None
-    if not calibrated and lungs.any():
-        # lung with ground glass or partial consolidation: grown from the aerated lung (pseudo-HU is too unsure for it)
+    if (not calibrated or textured) and lungs.any():
+        # lung with ground glass or partial consolidation: grown from the aerated lung (HU, or a calibrated plane fine
+        # enough to show vessels; coarser pseudo-HU is too unsure for it)
         keep_out = None if airway is None else _grow_in_plane_mm(airway, work_spacing, settings.airway_margin_mm)
         grown, separate = grow_into_ggo(lungs, work, body, work_spacing, settings, exclude=keep_out)
         if separate.any():

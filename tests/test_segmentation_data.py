@@ -175,3 +175,37 @@ def test_small_picture_tells_bowel_gas_from_lung(parts, lung):
     result = lungseg.segment(_picture(shared(*parts), "8-bit", shrink=4))
     assert result.lung.shape == (128, 128)
     assert result.lung.any() == lung
+
+
+def dense_pathology_slices():
+    """Axial HU slices whose notes give the anatomic lung's share of the body section (diffuse ground glass and
+    consolidation: most of the lung above -400 HU)."""
+    import re
+
+    cases = []
+    for folder in ("covid-ny-sbu", "ct-medical-images"):
+        with open(shared(folder, "LABELS.tsv"), newline="") as fh:
+            for row in csv.DictReader(fh, delimiter="\t"):
+                found = re.search(r"anatomic lung(?: area)? ~(\d+)%", row["notes"])
+                if row["view"] == "axial" and found:
+                    cases.append((shared(folder, row["file"]), float(found.group(1)) / 100))
+    return cases
+
+
+def test_dense_pathology_slices_have_both_lungs_and_their_ground_glass():
+    cases = dense_pathology_slices()
+    assert len(cases) >= 4
+    for path, anatomic in cases:
+        result = lungseg.segment(path)
+        share = result.lung.sum() / result.body.sum()
+        assert {1, 2} <= set(np.unique(result.labels).tolist()), path.name
+        # dense consolidation (soft-tissue HU) may be left out, the ground glass not: found by the aerated lung
+        # alone, these are 0.11-0.52 of the anatomic lung
+        assert share > anatomic / 3, (path.name, share, anatomic)
+        assert share < 1.1 * anatomic, (path.name, share, anatomic)  # no leak beyond the anatomic lung
+
+
+def test_effusion_is_not_lung():
+    # ID_0014: the right hemithorax is filled by a pleural effusion; only the left lung is aerated
+    result = lungseg.segment(shared("ct-medical-images", "ID_0014_AGE_0071_CONTRAST_1_CT.dcm"))
+    assert set(np.unique(result.labels).tolist()) == {0, 2}

@@ -100,3 +100,22 @@ def test_window_with_a_negative_low_value_is_accepted(tmp_path, capsys):
     assert rc == 0 and "intensity: window" in out
     mask = np.asarray(Image.open(tmp_path / "m.png"))
     assert set(np.unique(mask)) == {0, 255}
+
+
+def test_cip_report_volumes_within_3_percent_of_the_reference(tmp_path):
+    """Issue 4's check: the report's lung volumes on cip ct-64 against the Chest Imaging Platform label map."""
+    import json
+
+    from conftest import shared
+
+    from lungseg.io import read
+    from lungseg.measure import to_lungmask
+
+    report = tmp_path / "r.json"
+    assert main(["-q", "segment", str(shared("cip", "ct-64.nrrd")), str(tmp_path / "m.nii.gz"), "--report", str(report)]) == 0
+    lungs = json.loads(report.read_text())["lungs"]
+    ref = read(shared("cip", "lm-64.nrrd"))
+    labels = to_lungmask(ref.array, "cip")
+    for side, values in (("right", (1,)), ("left", (2,)), ("both", (1, 2))):
+        ref_ml = np.isin(labels, values).sum() * ref.voxel_volume_mm3 / 1000
+        assert abs(lungs[side]["volume_ml"] / ref_ml - 1) < 0.03, (side, lungs[side]["volume_ml"], ref_ml)

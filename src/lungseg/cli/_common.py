@@ -37,6 +37,16 @@ def positive_mm(text: str) -> float:
     return value
 
 
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def add_read_options(parser: argparse.ArgumentParser) -> None:
     """Options that say how to read an input."""
     g = parser.add_argument_group("reading the input")

@@ -9,17 +9,8 @@ import sys
 from pathlib import Path
 
 from ..errors import SettingsError
+from ._common import positive_int
 from .segment import add_segment_options, build_settings
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def add_parser(sub) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
@@ -11,6 +10,7 @@ from scipy.spatial.distance import cdist
 
 from lungseg.api import SegmentationResult
 from lungseg.errors import InputError, OutputError
+from lungseg.intensity import IntensityInfo
 from lungseg.io.writers import write_atomic
 from lungseg.measure import (
     LATERALITY_UNKNOWN,
@@ -32,14 +32,6 @@ SPACING = (2.5, 0.7, 0.5)  # mm per (plane, row, column): anisotropic on purpose
 VOXEL_ML = 2.5 * 0.7 * 0.5 / 1000.0
 
 
-@dataclasses.dataclass(frozen=True)
-class FakeIntensity:
-    """Stands in for intensity.IntensityInfo: the report only reads ``path`` (and dumps the fields)."""
-
-    path: str = "hu"
-    air_value: float = -1024.0
-
-
 def phantom(shape=(12, 20, 30)):
     """Air everywhere; right lung = box on the patient's right (low column index), left lung on the left."""
     hu = np.full(shape, -1000.0, np.float32)
@@ -52,7 +44,7 @@ def phantom(shape=(12, 20, 30)):
 def result(hu, labels, spacing=SPACING, *, path="hu", direction=None, flags=(), metadata=None, spacing_mm=None):
     volume = Volume(hu, spacing, direction=np.eye(3) if direction is None else direction,
                     metadata=metadata or {"format": "nrrd", "path": "/x/ct.nrrd"})
-    return SegmentationResult(labels=labels, volume=volume, hu=hu, intensity=FakeIntensity(path=path),
+    return SegmentationResult(labels=labels, volume=volume, hu=hu, intensity=IntensityInfo(path=path, air_value=-1024.0),
                               body=np.ones(hu.shape, bool), settings=Settings(), flags=list(flags),
                               timings_s={"total_s": 0.5}, spacing_mm=spacing_mm)
 

@@ -77,6 +77,7 @@ ASSUMED_WINDOW_WIDTH_HU = 400.0
 span a soft-tissue window of this width centred near ``SOFT_TISSUE_HU``."""
 
 PATHS = ("hu", "hu-fixed", "calibrated", "window")
+"""The intensity paths: true HU, HU after fixing a storage mistake, calibrated pseudo-HU, a user window."""
 
 _MAX_SAMPLES = 1 << 18
 _MIN_PADDING_FRAC = 0.005
@@ -134,6 +135,10 @@ class IntensityInfo:
     warnings: tuple[str, ...] = ()
     flags: tuple[str, ...] = ()
     fov_mask: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.path not in PATHS:
+            raise ValueError(f"unknown intensity path {self.path!r}; one of {PATHS}")
 
     @property
     def is_true_hu(self) -> bool:

@@ -57,9 +57,6 @@ LAA856_HU = -856.0
 HAA_RANGE_HU = (-600.0, -250.0)
 """High-attenuation area (ground glass, fibrosis): voxels within this range, both ends included."""
 
-CALIBRATED_PATHS = ("calibrated", "window")
-"""Intensity paths whose values are pseudo-HU: density figures are withheld for them."""
-
 DENSITY_KEYS = ("mean_hu", "sd_hu", "pd10_hu", "pd15_hu", "laa950_pct", "laa910_pct", "laa856_pct", "haa_pct")
 
 
@@ -226,7 +223,8 @@ def _touches_fov_edge(lung: np.ndarray, fov_mask: np.ndarray | None) -> bool:
         except ValueError:
             log.warning("field-of-view mask shape %s does not fit the labels %s; not checked", fov.shape, lung.shape)
             return False
-    outside = ~fov
+    box = crop_box(lung, (1.0,) * lung.ndim, 1.0)  # only around the lung: a full-volume dilation is slow
+    lung, outside = lung[box], ~fov[box]
     if not outside.any():
         return False
     # one-pixel in-plane neighbourhood: a lung pixel beside (or on) the FOV edge
@@ -378,14 +376,14 @@ def build_report(res: Any, *, outputs: dict[str, Any] | None = None) -> dict:
     """
     from . import __version__
 
-    path = getattr(res.intensity, "path", None)
-    density_valid = path not in CALIBRATED_PATHS
+    path = res.intensity.path
+    density_valid = res.intensity.is_true_hu
     reason = f"intensity path is {path!r}: the values are calibrated pseudo-HU, not true HU"
     spacing = result_spacing(res)
     lungs = lung_measurements(res.hu, res.labels, spacing, direction=res.volume.direction,
                               density_valid=density_valid, density_reason=reason)
     flags = list(res.flags)
-    new = measurement_flags(res.labels, fov_mask=getattr(res.intensity, "fov_mask", None), density_valid=density_valid)
+    new = measurement_flags(res.labels, fov_mask=res.intensity.fov_mask, density_valid=density_valid)
     flags += [f for f in new if f not in flags]
     if not res.volume.metadata.get("spacing_known", True) and "pixel_size_estimated" not in flags:
         flags.append("pixel_size_estimated")  # sizes rest on an estimated pixel size

@@ -296,26 +296,11 @@ def _drop_fragments(lungs: np.ndarray, spacing, min_volume_ml: float) -> np.ndar
 
 
 def _flags(labels: np.ndarray, fov_mask: np.ndarray | None) -> list[str]:
-    present = set(label_values(labels))
-    if not present:
-        return ["no_lung_found"]
-    flags = []
-    if len(present) == 1:
-        flags.append("one_lung_only")
-    lung = labels > 0
-    if lung.ndim == 3:
-        if lung[0].any():
-            flags.append("lung_cut_at_first_slice")
-        if lung[-1].any():
-            flags.append("lung_cut_at_last_slice")
-    if fov_mask is not None and fov_mask.shape == lung.shape:
-        from scipy import ndimage as ndi
+    """``one_lung_only`` and the flags of :func:`lungseg.measure.measurement_flags` (no lung, lung cut by
+    the first/last slice or the field of view): one rule for the result and its report."""
+    from ..measure import measurement_flags
 
-        from ..volume import crop_box
-
-        box = crop_box(lung, (1.0,) * lung.ndim, 1.0)
-        fov = fov_mask[box]
-        edge = fov & ~ndi.binary_erosion(fov, border_value=1)
-        if (lung[box] & edge).any():
-            flags.append("lung_cut_by_fov")
+    flags = measurement_flags(labels, fov_mask=fov_mask)
+    if len(label_values(labels)) == 1:
+        flags.insert(0, "one_lung_only")
     return flags

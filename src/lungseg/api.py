@@ -174,7 +174,8 @@ def segment(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     volume = as_volume(ct, spacing=spacing, **read_options)
-    timings["read_s"] = time.perf_counter() - t0
+    if not isinstance(ct, Volume):  # (a Volume handed in was read elsewhere: no read time to give)
+        timings["read_s"] = time.perf_counter() - t0
     settings = settings or Settings()
 
     t1 = time.perf_counter()
@@ -213,7 +214,7 @@ def describe(path: str | os.PathLike, *, window: tuple[float, float] | None = No
     """
     from .io import inspect
 
-    facts = inspect(path, **read_options)
+    facts = inspect(path, series_uid=read_options.get("series_uid"))
     volume = read(path, **read_options)
     _, info = intensity.to_hu(volume, window=window, hu=hu)
     facts["grid"] = {

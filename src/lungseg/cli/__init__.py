@@ -24,14 +24,10 @@ EXIT_OK = 0
 EXIT_INTERNAL = 70
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports bad usage as one line and exit code 2."""
-
-
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
-    parser = _Parser(prog="lungseg", description="Find the lungs in chest CT: right lung = 1, left lung = 2.")
+    parser = argparse.ArgumentParser(prog="lungseg", description="Find the lungs in chest CT: right lung = 1, left lung = 2.")
     parser.add_argument("--version", action="version", version=f"lungseg {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     parser.add_argument("-q", "--quiet", action="store_true", help="only errors")
@@ -82,7 +78,10 @@ def _attach_negative_values(argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 success, 1 some cases failed, 2 bad input/usage, 3 missing extra)."""
     parser = build_parser()
-    args = parser.parse_args(_attach_negative_values(sys.argv[1:] if argv is None else list(argv)))
+    try:
+        args = parser.parse_args(_attach_negative_values(sys.argv[1:] if argv is None else list(argv)))
+    except SystemExit as done:  # --help, --version, or bad usage (argparse printed why): its exit code
+        return int(done.code or 0)
     logger = logging.getLogger("lungseg")
     saved_level = logger.level
     _setup_logging(args.verbose, args.quiet)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import time
 from pathlib import Path
 
 from ..errors import OutputError, SettingsError
@@ -51,7 +52,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("segment", help="segment the lungs of one scan or slice")
     p.add_argument("input", help="DICOM folder or file, NIfTI, NRRD, MetaImage, NumPy, PNG/JPEG/TIFF/BMP")
     p.add_argument("output", help="the label mask (0 outside, 1 right, 2 left); format from the extension: "
-                   ".nii.gz .nii .nrrd .mha .mhd .npy .png .tif .dcm (with --format seg)")
+                   ".nii.gz .nii .nrrd .mha .mhd .npy .npz .png .tif .tiff .bmp, .dcm with --format seg")
     add_segment_options(p)
     w = p.add_argument_group("more outputs")
     w.add_argument("--masked", type=Path, metavar="PATH", help="the input with everything but lung set to air (black in any window)")
@@ -90,12 +91,16 @@ def run(args: argparse.Namespace) -> int:
         raise OutputError("two outputs are the same file: " + ", ".join(f"{k}={p}" for k, p in outputs.items()),
                           hint="give each output its own file name")
 
+    started = time.perf_counter()
     volume = read(args.input, **read_options(args))
+    read_s = time.perf_counter() - started
     check_image_outputs(dict.fromkeys(outputs, volume), outputs, args)
     if args.format == "seg" and "dicom" not in volume.metadata:
         raise OutputError(f"DICOM SEG output needs a DICOM input; {args.input} is {volume.metadata.get('format', 'not DICOM')}",
                           hint="write the mask as .nii.gz or .nrrd instead")
     res = segment(volume, settings=settings, window=args.window, hu=args.hu)
+    res.timings_s["read_s"] = read_s  # segment() was handed the volume: the read is timed here
+    res.timings_s["total_s"] = res.timings_s.get("total_s", 0.0) + read_s
     written = write_outputs(res, outputs, args)
     print(summary(res, written))
     return 0

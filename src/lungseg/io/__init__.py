@@ -3,7 +3,7 @@
 Public functions (the contract other modules use):
 
 * ``read(path, *, series_uid=None, spacing=None, force=False) -> Volume``
-* ``inspect(path, *, series_uid=None, spacing=None, force=False) -> dict``: file-level facts for ``lungseg info``
+* ``inspect(path, *, series_uid=None) -> dict``: file-level facts for ``lungseg info``
   (format, files, every DICOM series found and which one is chosen and why)
 * ``find_dicom_series(root) -> list[DicomSeries]``: the usable DICOM series under a folder
 * ``write_labels(labels, reference, path, *, png_values="binary") -> Path``

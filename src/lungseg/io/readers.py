@@ -15,7 +15,6 @@ __all__ = ["read", "inspect"]
 log = logging.getLogger(__name__)
 
 _ITK_FORMATS = ("nifti", "nrrd", "metaimage")
-_IMAGE2D_FORMATS = ("png", "jpeg", "tiff", "bmp")
 
 
 def read(path: str | os.PathLike, *, series_uid: str | None = None, spacing=None, force: bool = False) -> Volume:
@@ -91,7 +90,7 @@ def read(path: str | os.PathLike, *, series_uid: str | None = None, spacing=None
     return volume
 
 
-def inspect(path: str | os.PathLike, *, series_uid: str | None = None, spacing=None, force: bool = False) -> dict[str, Any]:
+def inspect(path: str | os.PathLike, *, series_uid: str | None = None) -> dict[str, Any]:
     """File-level facts about an input, without reading all its pixels (what ``lungseg info`` shows first).
 
     Returns

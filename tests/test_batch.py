@@ -333,7 +333,8 @@ def test_a_dying_worker_fails_only_its_case(tmp_path: Path):
     cases = discover_cases(root).cases
     settings, options = Settings(), BatchOptions(qc=False, report=False)
     tasks = [batch_runner._task(c, case_outputs(c, out, options), {}, settings, options, root.resolve()) for c in cases]
-    rows = {r["id"]: r for r in batch_runner._run_pool(tasks, 2, fn=crash_on_b)}
+    with batch_runner._Pools() as pools:
+        rows = {r["id"]: r for r in batch_runner._run_pools(pools, tasks, 2, crash_on_b)}
     assert rows["b.nii.gz"]["status"] == "failed" and "worker process died" in rows["b.nii.gz"]["error"]
     assert rows["a.nii.gz"]["status"] == "ok" and rows["c.nii.gz"]["status"] == "ok"
 
@@ -352,7 +353,8 @@ def test_workers_that_always_die_stop_the_run_with_a_clear_error(tmp_path: Path)
     tasks = [batch_runner._task(c, case_outputs(c, tmp_path / "out", options), {}, settings, options, root.resolve())
              for c in cases]
     with pytest.raises(LungsegError, match="the worker processes die before finishing any case") as err:
-        list(batch_runner._run_pool(tasks, 2, fn=crash_always))
+        with batch_runner._Pools() as pools:
+            list(batch_runner._run_pools(pools, tasks, 2, crash_always))
     assert "--workers 1" in str(err.value)
 
 

@@ -267,18 +267,13 @@ def _result_row(future: Future, task: dict) -> dict:
         return _failed_row(task, f"{type(err).__name__}: {err}")
 
 
-def _run_pool(tasks: list[dict], workers: int, fn: Callable[[dict], dict] = run_case) -> Iterator[dict]:
-    """Run ``fn`` on each task in a pool of ``workers`` processes, yielding rows as cases finish.
+def _run_pools(pools: _Pools, tasks: list[dict], workers: int, fn: Callable[[dict], dict]) -> Iterator[dict]:
+    """Run ``fn`` on each task in pools of ``workers`` processes from ``pools``, yielding rows as cases finish.
 
     At most ``workers + 1`` cases are in flight, so the main process stays small and, when a worker process
     dies (killed, out of memory), only those cases are suspects: each is run again alone in a fresh process
     (and fails only if it kills that one too), then the others go on in a fresh pool.
     """
-    with _Pools() as pools:
-        yield from _run_pools(pools, tasks, workers, fn)
-
-
-def _run_pools(pools: _Pools, tasks: list[dict], workers: int, fn: Callable[[dict], dict]) -> Iterator[dict]:
     queue = deque(tasks)
     any_finished = False
     while queue:

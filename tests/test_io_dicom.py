@@ -507,3 +507,16 @@ def test_transfer_syntaxes_of_one_image_read_alike(variant):
 def test_real_colour_dicom_is_refused():
     with pytest.raises(UnsupportedInputError, match="is a colour image"):
         read(_pydicom_test_file("SC_rgb_gdcm_KY.dcm"), force=True)
+
+
+def test_a_rescale_slope_of_zero_is_taken_as_one_with_a_warning(tmp_path, caplog):
+    from lungseg.io.dicom import _rescale_slope
+
+    ds = pydicom.Dataset()
+    ds.RescaleSlope = "0"
+    with caplog.at_level("WARNING", logger="lungseg.io.dicom"):
+        assert _rescale_slope(ds, "x.dcm") == 1.0
+    assert "RescaleSlope is 0" in caplog.text
+    ds.RescaleSlope = "2.5"
+    assert _rescale_slope(ds, "x.dcm") == 2.5
+    assert _rescale_slope(pydicom.Dataset(), "x.dcm") == 1.0

@@ -154,6 +154,14 @@ def _int(value) -> int | None:
     return int(f) if f is not None else None
 
 
+def _rescale_slope(ds, path: str) -> float:
+    """RescaleSlope, 1 when absent; a slope of 0 (which would flatten the image) is taken as 1, with a warning."""
+    slope = _float(ds.get("RescaleSlope"))
+    if slope == 0:
+        log.warning("%s: RescaleSlope is 0, which would make every pixel the same value; using 1", path)
+    return slope or 1.0
+
+
 def _header_from_dataset(ds, path: str) -> _Header:
     meta = getattr(ds, "file_meta", None)
     ts = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
@@ -180,7 +188,7 @@ def _header_from_dataset(ds, path: str) -> _Header:
         instance_number=_int(ds.get("InstanceNumber")),
         series_number=_int(ds.get("SeriesNumber")),
         transfer_syntax=ts,
-        slope=_float(ds.get("RescaleSlope")) or 1.0,
+        slope=_rescale_slope(ds, path),
         intercept=_float(ds.get("RescaleIntercept")) or 0.0,
         padding=_float(ds.get("PixelPaddingValue")),
         padding_limit=_float(ds.get("PixelPaddingRangeLimit")),
